@@ -1,0 +1,1 @@
+"""gancodec: a learned image codec."""

@@ -1,0 +1,1 @@
+"""Image I/O, corruption checks, dataset download and split."""
