@@ -26,6 +26,9 @@ def atomic_write_path(path: str | os.PathLike) -> Iterator[Path]:
         raise StorageError(f"{dest}: cannot create a file in {folder} ({exc.strerror or exc}); check the folder exists and is writable") from None
     os.close(fd)
     tmp = Path(tmp_name)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file the usual permissions
     try:
         yield tmp
         with open(tmp, "rb+") as fh:

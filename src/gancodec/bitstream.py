@@ -1,0 +1,142 @@
+"""The ``.gcx`` container, format version 1 (specified in docs/bitstream.md).
+
+Layout (all integers little-endian)::
+
+    offset size  field
+    0      4     magic        b"GCX\\x89"
+    4      1     version      1
+    5      16    model_id     first 16 bytes of the SHA-256 of the weights file
+    21     2     quality      rate knob x 1000 (uint16)
+    23     4     height       pixels (uint32, >= 1)
+    27     4     width        pixels (uint32, >= 1)
+    31     1     channels     1 (grayscale) or 3 (RGB)
+    32     1     bit_depth    8
+    33     2     tile_size    pixels per tile side (uint16, multiple of 64)
+    35     2     halo         analysis halo in pixels (uint16)
+    37     4     n_tiles      must equal ceil(H16/tile) * ceil(W16/tile)
+    41     4*n   tile_lengths byte length of each tile's sub-stream (multiples of 4)
+    ...          payload      the sub-streams, in raster order of tiles
+    end-4  4     crc32        CRC-32 (zlib) of every byte before it
+
+:func:`read` checks every field before using it and raises :class:`BitstreamError` naming the
+field for anything malformed, truncated or foreign. Allocation is bounded by ``max_pixels``.
+"""
+
+from __future__ import annotations
+
+import math
+import struct
+import zlib
+from dataclasses import dataclass
+
+from .errors import BitstreamError
+
+MAGIC = b"GCX\x89"
+VERSION = 1
+MODEL_ID_BYTES = 16
+QUALITY_SCALE = 1000
+_FIXED = struct.Struct("<4sB16sHIIBBHHI")
+HEADER_BYTES = _FIXED.size  # 41
+CRC_BYTES = 4
+MIN_TILE, MAX_TILE = 64, 8192
+#: Default pixel cap for decoding (like Pillow's bomb guard); override with ``max_pixels=``.
+DEFAULT_MAX_PIXELS = 256 * 1024 * 1024
+
+
+@dataclass(frozen=True)
+class Header:
+    model_id: str  # 32 hex digits
+    quality: float
+    height: int
+    width: int
+    channels: int
+    bit_depth: int
+    tile_size: int
+    halo: int
+    tile_lengths: tuple[int, ...]
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.tile_lengths)
+
+    @property
+    def pixels(self) -> int:
+        return self.height * self.width
+
+
+def tile_grid(height: int, width: int, tile_size: int) -> tuple[int, int]:
+    """Rows and columns of tiles for an image (padded to multiples of 16)."""
+    h16, w16 = -(-height // 16) * 16, -(-width // 16) * 16
+    return math.ceil(h16 / tile_size), math.ceil(w16 / tile_size)
+
+
+def write(header: Header, payloads: list[bytes]) -> bytes:
+    """Serialise a header and the tiles' sub-streams into a complete ``.gcx`` file."""
+    if len(payloads) != header.n_tiles or any(len(p) != n for p, n in zip(payloads, header.tile_lengths)):
+        raise ValueError("tile_lengths do not match the payloads")
+    q = round(header.quality * QUALITY_SCALE)
+    if not 0 <= q <= 0xFFFF:
+        raise ValueError(f"quality {header.quality} cannot be stored")
+    fixed = _FIXED.pack(MAGIC, VERSION, bytes.fromhex(header.model_id), q, header.height, header.width,
+                        header.channels, header.bit_depth, header.tile_size, header.halo, header.n_tiles)
+    body = fixed + struct.pack(f"<{header.n_tiles}I", *header.tile_lengths) + b"".join(payloads)
+    return body + struct.pack("<I", zlib.crc32(body))
+
+
+def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS, quality_max: float | None = None) -> tuple[Header, list[bytes]]:
+    """Parse and validate a ``.gcx`` file; return its header and the tiles' sub-streams."""
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise BitstreamError(f"expected bytes, got {type(data).__name__}")
+    data = bytes(data)
+    if len(data) == 0:
+        raise BitstreamError("empty input: a .gcx file is at least 49 bytes")
+    if len(data) < 4 or data[:4] != MAGIC:
+        raise BitstreamError(f"magic: not a .gcx file (starts with {data[:4]!r}, expected {MAGIC!r})")
+    if len(data) < HEADER_BYTES + CRC_BYTES:
+        raise BitstreamError(f"truncated: {len(data)} bytes is shorter than the {HEADER_BYTES + CRC_BYTES}-byte minimum")
+    magic, version, model_id, q, height, width, channels, bit_depth, tile_size, halo, n_tiles = _FIXED.unpack_from(data)
+    if version != VERSION:
+        raise BitstreamError(f"version: format version {version} is not supported (this gancodec reads version {VERSION}); upgrade gancodec")
+    if height < 1 or width < 1:
+        raise BitstreamError(f"height/width: image size {width}x{height} is empty")
+    if height * width > max_pixels:
+        raise BitstreamError(f"height/width: {width}x{height} = {height * width} pixels exceeds max_pixels={max_pixels}; raise the limit if the file is trusted")
+    if channels not in (1, 3):
+        raise BitstreamError(f"channels: {channels} is not 1 or 3")
+    if bit_depth != 8:
+        raise BitstreamError(f"bit_depth: {bit_depth} is not supported (only 8)")
+    if tile_size % 64 or not MIN_TILE <= tile_size <= MAX_TILE:
+        raise BitstreamError(f"tile_size: {tile_size} is not a multiple of 64 in [{MIN_TILE}, {MAX_TILE}]")
+    if halo % 16 or halo > tile_size:
+        raise BitstreamError(f"halo: {halo} is not a multiple of 16 no larger than the tile size")
+    rows, cols = tile_grid(height, width, tile_size)
+    if n_tiles != rows * cols:
+        raise BitstreamError(f"n_tiles: {n_tiles} does not match the {rows}x{cols} tile grid of a {width}x{height} image")
+    quality = q / QUALITY_SCALE
+    if quality_max is not None and quality > quality_max:
+        raise BitstreamError(f"quality: {quality} is above the model's maximum {quality_max}")
+    table_end = HEADER_BYTES + 4 * n_tiles
+    if len(data) < table_end + CRC_BYTES:
+        raise BitstreamError(f"truncated: {len(data)} bytes cannot hold the table of {n_tiles} tile lengths")
+    lengths = struct.unpack_from(f"<{n_tiles}I", data, HEADER_BYTES)
+    expected = table_end + sum(lengths) + CRC_BYTES
+    if expected != len(data):
+        what = "truncated" if expected > len(data) else "trailing data"
+        raise BitstreamError(f"{what}: tile_lengths say the file is {expected} bytes, it is {len(data)}")
+    (crc,) = struct.unpack_from("<I", data, len(data) - CRC_BYTES)
+    if zlib.crc32(data[: len(data) - CRC_BYTES]) != crc:
+        raise BitstreamError("crc32: checksum mismatch, the file is corrupt (bit errors or an incomplete copy)")
+    for i, n in enumerate(lengths):
+        if n % 4:
+            raise BitstreamError(f"tile_lengths[{i}]: {n} is not a multiple of 4")
+    payloads, pos = [], table_end
+    for n in lengths:
+        payloads.append(data[pos : pos + n])
+        pos += n
+    header = Header(model_id.hex(), quality, height, width, channels, bit_depth, tile_size, halo, tuple(lengths))
+    return header, payloads
+
+
+def read_header(data: bytes, **kwargs) -> Header:
+    """Validated header of a ``.gcx`` file (the whole file is checked, CRC included)."""
+    return read(data, **kwargs)[0]

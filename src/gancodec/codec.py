@@ -1,0 +1,138 @@
+"""The public API: :func:`compress`, :func:`decompress`, :func:`read_header`.
+
+    >>> from gancodec import compress, decompress
+    >>> data = compress("photo.png", bpp=0.3)          # bytes of a .gcx file
+    >>> decompress(data).save("photo-decoded.png")
+
+``quality`` is a continuous knob from 1 (smallest files) to 8 (best quality); ``bpp`` finds
+the quality that lands closest to a target bitrate (bisection on real encodes).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import numpy as np
+import torch
+from PIL import Image
+
+from . import bitstream
+from .bitstream import Header
+from .data.imageio import ImageInput, load_image
+from .errors import BitstreamError, ModelError
+from .tiling import DEFAULT_TILE, ENCODE_HALO, TileGrid, decode_latents, encode_tiles, synthesize, with_backoff
+from .weights import LoadedModel, load_model
+
+DEFAULT_QUALITY = 4.0
+MIN_QUALITY = 1.0
+
+
+def _device(device: str | torch.device | None) -> torch.device:
+    if device is None or device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _check_quality(quality: float, lm: LoadedModel) -> float:
+    if not isinstance(quality, (int, float)) or not math.isfinite(quality) or not MIN_QUALITY <= quality <= lm.max_quality:
+        raise ValueError(f"quality must be a number from {MIN_QUALITY:g} to {lm.max_quality:g}, got {quality!r}")
+    return round(float(quality), 3)  # the precision the header stores
+
+
+def _encode(lm: LoadedModel, image: np.ndarray, quality: float, tile_size: int, device: torch.device) -> bytes:
+    h, w, c = image.shape
+    rate = quality - MIN_QUALITY
+
+    def attempt(tile: int, dev: torch.device) -> tuple[int, list[bytes]]:
+        return tile, encode_tiles(lm.on(dev), lm.coder, image, rate, TileGrid(h, w, tile), dev)
+
+    tile, payloads = with_backoff(attempt, tile_size, device)
+    header = Header(lm.model_id, quality, h, w, c, 8, tile, ENCODE_HALO, tuple(len(p) for p in payloads))
+    return bitstream.write(header, payloads)
+
+
+def compress(image: ImageInput, *, quality: float | None = None, bpp: float | None = None,
+             device: str | torch.device | None = None, tile_size: int | None = None,
+             weights: str | os.PathLike | None = None, max_pixels: int | None = None) -> bytes:
+    """Compress an image (path, PIL image or uint8 array) into the bytes of a ``.gcx`` file.
+
+    Give ``quality`` (1..8, default 4) or ``bpp`` (a target in bits per pixel), not both.
+    Raises :class:`~gancodec.DataError` for an unreadable image, ``ValueError`` for bad settings.
+    """
+    if quality is not None and bpp is not None:
+        raise ValueError("give quality or bpp, not both")
+    tile = DEFAULT_TILE if tile_size is None else int(tile_size)
+    if tile % 64 or not bitstream.MIN_TILE <= tile <= bitstream.MAX_TILE:
+        raise ValueError(f"tile_size must be a multiple of 64 from {bitstream.MIN_TILE} to {bitstream.MAX_TILE}, got {tile_size}")
+    pixels = load_image(image, max_pixels=max_pixels)
+    lm = load_model(weights)
+    dev = _device(device)
+    if bpp is None:
+        return _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile, dev)
+    if not isinstance(bpp, (int, float)) or not math.isfinite(bpp) or bpp <= 0:
+        raise ValueError(f"bpp must be a positive number, got {bpp!r}")
+    return _search_bpp(lm, pixels, float(bpp), tile, dev)
+
+
+def _search_bpp(lm: LoadedModel, pixels: np.ndarray, target: float, tile: int, dev: torch.device,
+                iterations: int = 8) -> bytes:
+    """Bisection on quality: the encode whose bpp is closest to ``target`` (ties: the smaller)."""
+    n = pixels.shape[0] * pixels.shape[1]
+    lo, hi = MIN_QUALITY, lm.max_quality
+    best: tuple[float, bytes] | None = None
+    for _ in range(iterations):
+        q = round((lo + hi) / 2, 3)
+        data = _encode(lm, pixels, q, tile, dev)
+        rate = len(data) * 8 / n
+        if best is None or abs(rate - target) < abs(best[0] - target):
+            best = (rate, data)
+        if rate > target:
+            hi = q
+        else:
+            lo = q
+    for q in (MIN_QUALITY, lm.max_quality):  # the ends, in case the target lies outside the range
+        if (q == MIN_QUALITY and best[0] > target) or (q == lm.max_quality and best[0] < target):
+            data = _encode(lm, pixels, q, tile, dev)
+            if abs(len(data) * 8 / n - target) < abs(best[0] - target):
+                best = (len(data) * 8 / n, data)
+    return best[1]
+
+
+def _model_for(header: Header, weights: str | os.PathLike | None) -> LoadedModel:
+    lm = load_model(weights)
+    if header.model_id != lm.model_id:
+        raise BitstreamError(f"model_id: the file was made by model {header.model_id}, but the loaded weights are "
+                             f"model {lm.model_id} ({lm.path}); decode it with the weights that made it "
+                             f"(weights= or GANCODEC_WEIGHTS)")
+    return lm
+
+
+def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
+    """The validated header of a ``.gcx`` file (raises :class:`BitstreamError`)."""
+    return bitstream.read_header(data, max_pixels=max_pixels or bitstream.DEFAULT_MAX_PIXELS)
+
+
+def decompress(data: bytes, *, realism: bool = False, device: str | torch.device | None = None,
+               weights: str | os.PathLike | None = None, max_pixels: int | None = None) -> Image.Image:
+    """Decode the bytes of a ``.gcx`` file into a PIL image (RGB, or L for grayscale sources).
+
+    Raises :class:`~gancodec.BitstreamError` for anything malformed, truncated, foreign or made
+    by another model.
+    """
+    header, payloads = bitstream.read(data, max_pixels=max_pixels or bitstream.DEFAULT_MAX_PIXELS)
+    lm = _model_for(header, weights)
+    if header.quality < MIN_QUALITY or header.quality > lm.max_quality:
+        raise BitstreamError(f"quality: {header.quality} is outside this model's range {MIN_QUALITY:g}..{lm.max_quality:g}")
+    if realism:
+        raise ModelError("realism decoder: not shipped with these weights yet; decode without --realism")
+    grid = TileGrid(header.height, header.width, header.tile_size)
+    cfg = lm.model.config
+    y_hat = decode_latents(lm.coder, payloads, grid, cfg.M, cfg.N)
+    rate = header.quality - MIN_QUALITY
+
+    def attempt(window: int, dev: torch.device) -> np.ndarray:
+        return synthesize(lm.on(dev), y_hat, rate, grid, header.channels, window, dev)
+
+    pixels = with_backoff(attempt, DEFAULT_TILE, _device(device))
+    return Image.fromarray(pixels[:, :, 0] if header.channels == 1 else pixels)

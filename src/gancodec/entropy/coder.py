@@ -1,0 +1,114 @@
+"""Entropy coding of one tile's latent with constriction's range coder.
+
+A tile's sub-stream is: the hyper-latent ``z_hat`` (one integer table per channel), then the
+residuals ``round(y - mean)`` grouped by scale-table index. Everything the decoder needs to
+rebuild the coding models comes from ``z_hat`` through a float64 copy of ``h_s`` on the CPU and
+two snapping steps (scale -> table index, mean -> 1/64 grid), so a stream encoded on a GPU
+decodes bit-exactly on any CPU.
+
+constriction is used instead of a hand-written coder: it is maintained, fast, and exact.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import constriction
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import BitstreamError
+from .factorized import TAIL as Z_TAIL
+from .gaussian import SCALE_TABLE, GaussianConditional, scale_freqs, tail_for_scale
+from .tables import probabilities
+
+_Categorical = constriction.stream.model.Categorical
+_Y_TAILS = np.array([tail_for_scale(float(s)) for s in SCALE_TABLE], dtype=np.int64)
+
+
+class LatentCoder:
+    """Turns a tile's gained latent ``y`` (1, M, h, w) into bytes and back.
+
+    ``model`` is a :class:`~gancodec.models.HyperpriorCodec` whose tables are filled
+    (``model.update()``). The hyper-analysis runs on the model's device; the hyper-synthesis
+    always runs in float64 on the CPU.
+    """
+
+    def __init__(self, model) -> None:
+        if not model.z_prior.tables_ready():
+            raise RuntimeError("entropy tables are empty: call model.update() before coding")
+        self.model = model
+        self.h_s64 = copy.deepcopy(model.h_s).to(device="cpu", dtype=torch.float64).eval()
+        freqs = model.z_prior.freqs.cpu().numpy()
+        self._z_models = [_Categorical(probabilities(f), perfect=False) for f in freqs]
+        self._y_models: dict[int, object] = {}
+
+    def _y_model(self, index: int):
+        if index not in self._y_models:
+            self._y_models[index] = _Categorical(probabilities(scale_freqs(index)), perfect=False)
+        return self._y_models[index]
+
+    @torch.no_grad()
+    def _entropy_params(self, z_hat: torch.Tensor, h: int, w: int) -> tuple[np.ndarray, torch.Tensor]:
+        """Scale-table indexes (int64 numpy, M x h x w) and snapped means (float64) from z_hat."""
+        params = self.h_s64(z_hat.to(torch.float64))[:, :, :h, :w]
+        means, scales = params.chunk(2, dim=1)
+        indexes = GaussianConditional.scale_indexes(scales)[0].numpy()
+        return indexes, GaussianConditional.snap_means(means)
+
+    @torch.no_grad()
+    def encode(self, y: torch.Tensor, hyper_analysis=None) -> tuple[bytes, torch.Tensor]:
+        """Code ``y`` (1, M, h, w); return the sub-stream and the decoder's y_hat (float32, CPU).
+
+        ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
+        """
+        _, _, h, w = y.shape
+        pad_h, pad_w = (-h) % 4, (-w) % 4
+        h_a = hyper_analysis or self.model.h_a
+        z = h_a(F.pad(y, (0, pad_w, 0, pad_h)))
+        z_hat = torch.round(z).clamp_(-Z_TAIL, Z_TAIL).to("cpu", torch.float64)
+        indexes, means = self._entropy_params(z_hat, h, w)
+        q = torch.round(y.to("cpu", torch.float64) - means)[0].numpy().astype(np.int64)
+        tails = _Y_TAILS[indexes]
+        q = np.clip(q, -tails, tails)
+
+        encoder = constriction.stream.queue.RangeEncoder()
+        z_sym = z_hat[0].numpy().astype(np.int32) + Z_TAIL
+        for c, model in enumerate(self._z_models):
+            encoder.encode(np.ascontiguousarray(z_sym[c].ravel()), model)
+        flat_idx, flat_q = indexes.ravel(), (q + tails).ravel()
+        order = np.argsort(flat_idx, kind="stable")
+        sorted_idx = flat_idx[order]
+        bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
+        for group in np.split(order, bounds):
+            if group.size:
+                encoder.encode(flat_q[group].astype(np.int32), self._y_model(int(flat_idx[group[0]])))
+        words = encoder.get_compressed().astype("<u4")
+        y_hat = (torch.from_numpy(q).to(torch.float64).unsqueeze(0) + means).float()
+        return words.tobytes(), y_hat
+
+    @torch.no_grad()
+    def decode(self, data: bytes, h: int, w: int, channels_z: int) -> torch.Tensor:
+        """Inverse of :meth:`encode` for a tile whose latent is h x w; returns y_hat (1, M, h, w)."""
+        if len(data) % 4:
+            raise BitstreamError(f"tile sub-stream length {len(data)} is not a multiple of 4 bytes")
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        decoder = constriction.stream.queue.RangeDecoder(words)
+        hz, wz = (h + 3) // 4, (w + 3) // 4
+        try:
+            z = np.stack([decoder.decode(model, hz * wz) for model in self._z_models]).reshape(1, channels_z, hz, wz)
+            z_hat = torch.from_numpy(z.astype(np.int64) - Z_TAIL).to(torch.float64)
+            indexes, means = self._entropy_params(z_hat, h, w)
+            flat_idx = indexes.ravel()
+            order = np.argsort(flat_idx, kind="stable")
+            bounds = np.flatnonzero(np.diff(flat_idx[order])) + 1
+            flat_q = np.empty(flat_idx.size, dtype=np.int64)
+            for group in np.split(order, bounds):
+                if group.size:
+                    k = int(flat_idx[group[0]])
+                    flat_q[group] = decoder.decode(self._y_model(k), group.size).astype(np.int64) - _Y_TAILS[k]
+        except (ValueError, RuntimeError, OverflowError) as exc:
+            raise BitstreamError(f"tile payload cannot be entropy-decoded ({exc})") from None
+        q = torch.from_numpy(flat_q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0)
+        return (q + means).float()

@@ -1,0 +1,74 @@
+"""The factorized prior for the hyper-latent z (Ballé et al. 2018, appendix 6.1).
+
+Each channel has its own learned, monotone cumulative density ``c(v)``, built from small
+per-channel dense layers. Training uses ``likelihood(z + noise)``; coding uses integer tables over
+``[-TAIL, TAIL]`` computed once by :meth:`update_tables` and stored with the weights, so the
+encoder and every decoder use the very same numbers.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .tables import quantize_pmf
+
+#: z is clamped to [-TAIL, TAIL] for coding (values beyond are vanishingly rare).
+TAIL = 32
+
+
+class FactorizedPrior(nn.Module):
+    def __init__(self, channels: int, filters: tuple[int, ...] = (3, 3, 3), init_scale: float = 10.0) -> None:
+        super().__init__()
+        self.channels = channels
+        dims = (1, *filters, 1)
+        scale = init_scale ** (1 / (len(filters) + 1))
+        self.matrices = nn.ParameterList()
+        self.biases = nn.ParameterList()
+        self.factors = nn.ParameterList()
+        for i in range(len(filters) + 1):
+            init = float(np.log(np.expm1(1 / scale / dims[i + 1])))
+            self.matrices.append(nn.Parameter(torch.full((channels, dims[i + 1], dims[i]), init)))
+            self.biases.append(nn.Parameter(torch.empty(channels, dims[i + 1], 1).uniform_(-0.5, 0.5)))
+            if i < len(filters):
+                self.factors.append(nn.Parameter(torch.zeros(channels, dims[i + 1], 1)))
+        # Integer coding tables, one row per channel; filled by update_tables().
+        self.register_buffer("freqs", torch.zeros(channels, 2 * TAIL + 1, dtype=torch.int32))
+
+    def _logits_cumulative(self, v: torch.Tensor) -> torch.Tensor:
+        """v: (C, 1, n) -> logit of the CDF at v, per channel."""
+        for i, matrix in enumerate(self.matrices):
+            v = torch.matmul(F.softplus(matrix), v) + self.biases[i]
+            if i < len(self.factors):
+                v = v + torch.tanh(self.factors[i]) * torch.tanh(v)
+        return v
+
+    def likelihood(self, z: torch.Tensor) -> torch.Tensor:
+        """P(round(z) = z) under the model for noisy or integer z of shape (B, C, H, W)."""
+        b, c, h, w = z.shape
+        v = z.permute(1, 0, 2, 3).reshape(c, 1, -1)
+        lower = self._logits_cumulative(v - 0.5)
+        upper = self._logits_cumulative(v + 0.5)
+        sign = -torch.sign(lower + upper).detach()  # evaluate in the tail where sigmoid is precise
+        p = torch.abs(torch.sigmoid(sign * upper) - torch.sigmoid(sign * lower))
+        return p.clamp_min(1e-9).reshape(c, b, h, w).permute(1, 0, 2, 3)
+
+    @torch.no_grad()
+    def update_tables(self) -> None:
+        """Recompute the integer coding tables from the current parameters (float64, CPU)."""
+        model = self.double().cpu() if self.matrices[0].dtype != torch.float64 else self
+        values = torch.arange(-TAIL, TAIL + 1, dtype=torch.float64)
+        edges = torch.cat([values - 0.5, values[-1:] + 0.5]).reshape(1, 1, -1).expand(self.channels, 1, -1)
+        cdf = torch.sigmoid(model._logits_cumulative(edges.contiguous())).reshape(self.channels, -1)
+        pmf = (cdf[:, 1:] - cdf[:, :-1]).numpy()
+        # fold the tails into the edge symbols, which is where clamped values land
+        pmf[:, 0] += cdf[:, 0].numpy()
+        pmf[:, -1] += 1 - cdf[:, -1].numpy()
+        tables = np.stack([quantize_pmf(row) for row in pmf])
+        self.float()
+        self.freqs.copy_(torch.from_numpy(tables.astype(np.int32)))
+
+    def tables_ready(self) -> bool:
+        return bool(self.freqs.sum() > 0)

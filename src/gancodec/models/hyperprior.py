@@ -1,0 +1,113 @@
+"""The variable-rate mean-scale hyperprior codec model (stage 1, rate-distortion).
+
+    x ──g_a──► y ·gain ──h_a──► z ──Q──► z_hat ──h_s──► (means, scales)
+                 │                                          │
+                 └──────────────Q(y - means)+means ◄────────┘
+                                   │
+                               y_hat ·inv_gain ──g_s──► x_hat
+
+``forward`` is the training path (noise for rates, straight-through rounding for the decoder,
+as Minnen & Singh 2020) and returns :class:`RDOutput`. Entropy coding of real bitstreams lives in
+``gancodec.tiling`` / ``gancodec.codec``, which use the parts below: ``analysis``, ``hyper_params``,
+``synthesis``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+from ..entropy import FactorizedPrior, GaussianConditional
+from .gain import GainUnits
+from .transforms import HYPER_STRIDE, AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
+
+#: Rate points of the gain units, low to high (lambda for 255^2 * MSE + bpp).
+DEFAULT_LAMBDAS = [0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932]
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture of a :class:`HyperpriorCodec`; saved inside every checkpoint."""
+
+    N: int = 128
+    M: int = 192
+    lambdas: tuple[float, ...] = field(default_factory=lambda: tuple(DEFAULT_LAMBDAS))
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["lambdas"] = list(self.lambdas)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConfig":
+        known = {"N", "M", "lambdas"}
+        unknown = set(d) - known
+        if unknown:
+            raise ValueError(f"unknown model config keys {sorted(unknown)}; valid keys are {sorted(known)}")
+        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]))
+
+
+class RDOutput(NamedTuple):
+    x_hat: torch.Tensor
+    y_likelihoods: torch.Tensor
+    z_likelihoods: torch.Tensor
+
+
+def _round_ste(x: torch.Tensor) -> torch.Tensor:
+    return x + (torch.round(x) - x).detach()
+
+
+class HyperpriorCodec(nn.Module):
+    def __init__(self, config: ModelConfig = ModelConfig()) -> None:
+        super().__init__()
+        self.config = config
+        N, M = config.N, config.M
+        self.g_a = AnalysisTransform(N, M)
+        self.g_s = SynthesisTransform(N, M)
+        self.h_a = HyperAnalysis(N, M)
+        self.h_s = HyperSynthesis(N, M)
+        self.z_prior = FactorizedPrior(N)
+        self.y_conditional = GaussianConditional()
+        self.gain = GainUnits(M, list(config.lambdas))
+
+    @property
+    def num_rates(self) -> int:
+        return self.gain.num_rates
+
+    # --- training path -------------------------------------------------------------------
+    def forward(self, x: torch.Tensor, rate: torch.Tensor) -> RDOutput:
+        """x: (B, 3, H, W) in [0, 1], H and W multiples of 64; rate: (B,) in [0, K-1]."""
+        y = self.g_a(x) * self.gain.gain(rate)
+        z = self.h_a(y)
+        z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
+        z_likelihoods = self.z_prior.likelihood(z_noisy)
+        means, scales = self.h_s(_round_ste(z)).chunk(2, dim=1)
+        y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
+        y_likelihoods = self.y_conditional(y_noisy, means, scales)
+        y_hat = _round_ste(y - means) + means
+        x_hat = self.g_s(y_hat * self.gain.inverse_gain(rate))
+        return RDOutput(x_hat, y_likelihoods, z_likelihoods)
+
+    # --- coding path (used by gancodec.tiling) --------------------------------------------
+    def analysis(self, x: torch.Tensor, rate: float) -> torch.Tensor:
+        """Gained latent y of an image window x (1, 3, H, W)."""
+        r = torch.tensor([rate], device=x.device)
+        return self.g_a(x) * self.gain.gain(r).to(x.dtype)
+
+    def hyper_analysis(self, y: torch.Tensor) -> torch.Tensor:
+        return self.h_a(y)
+
+    def synthesis(self, y_hat: torch.Tensor, rate: float) -> torch.Tensor:
+        """Image window (1, 3, 16h, 16w), unclamped, from a latent window y_hat (1, M, h, w)."""
+        r = torch.tensor([rate], device=y_hat.device)
+        return self.g_s(y_hat * self.gain.inverse_gain(r).to(y_hat.dtype))
+
+    def update(self) -> None:
+        """Fill the integer coding tables; call after training, before compressing."""
+        self.z_prior.update_tables()
+
+
+HYPER_MULTIPLE = HYPER_STRIDE

@@ -1,0 +1,146 @@
+"""Tiles with halos: any image size at bounded memory, no seams.
+
+Encoding cuts the (16-padded) image into ``tile_size`` squares on the latent grid. Each tile's
+latent is computed from its pixels plus a ``ENCODE_HALO`` = 32 px margin (g_a's receptive-field
+radius is 30 px), so it equals the latent of the whole image there; each tile then gets its own
+hyper-latent and its own sub-stream, so tiles entropy-decode independently.
+
+Decoding first entropy-decodes every tile into one latent canvas (M x H/16 x W/16 floats: small),
+then synthesises the image window by window with ``DECODE_HALO`` = 4 latents of margin (g_s
+looks +-2 latents), so the stitched image equals an untiled decode. The synthesis window size is
+the decoder's own choice, independent of the encoder's tile size.
+
+Out-of-memory: :func:`with_backoff` retries with half the tile size, then on the CPU, and logs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Callable, Iterator, TypeVar
+
+import numpy as np
+import torch
+
+from .entropy.coder import LatentCoder
+from .faults import maybe_inject_oom
+from .models import HyperpriorCodec
+
+log = logging.getLogger("gancodec")
+
+ENCODE_HALO = 32  # pixels, >= g_a's receptive-field radius, multiple of 16
+DECODE_HALO = 4  # latents, >= g_s's reach
+DEFAULT_TILE = 1024
+MIN_TILE = 128
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class TileGrid:
+    """The tiling of an image of ``height`` x ``width`` pixels into latent-grid tiles."""
+
+    height: int
+    width: int
+    tile_size: int
+
+    @property
+    def latent_shape(self) -> tuple[int, int]:
+        return -(-self.height // 16), -(-self.width // 16)
+
+    def tiles(self, tile_size: int | None = None) -> Iterator[tuple[int, int, int, int]]:
+        """Latent rectangles (y0, y1, x0, x1) in raster order."""
+        step = (tile_size or self.tile_size) // 16
+        lh, lw = self.latent_shape
+        for y0 in range(0, lh, step):
+            for x0 in range(0, lw, step):
+                yield y0, min(y0 + step, lh), x0, min(x0 + step, lw)
+
+
+def _pixels(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> torch.Tensor:
+    """Window [y0:y1, x0:x1] of the image, edge-replicated beyond it, as (1, 3, h, w) in [0, 1]."""
+    h, w = image.shape[:2]
+    rows = np.clip(np.arange(y0, y1), 0, h - 1)
+    cols = np.clip(np.arange(x0, x1), 0, w - 1)
+    win = image[rows[:, None], cols[None, :]]
+    if win.shape[2] == 1:
+        win = np.repeat(win, 3, axis=2)
+    return torch.from_numpy(np.ascontiguousarray(win)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
+
+
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
+        return True
+    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
+
+
+def with_backoff(step: Callable[[int, torch.device], T], tile_size: int, device: torch.device) -> T:
+    """Run ``step(tile_size, device)``; on OOM halve the tile (down to 128), then move to CPU."""
+    plan = []
+    t = tile_size
+    while t >= MIN_TILE:
+        plan.append((t, device))
+        t //= 2
+    if device.type != "cpu":
+        plan.append((tile_size, torch.device("cpu")))
+    for i, (t, dev) in enumerate(plan):
+        try:
+            return step(t, dev)
+        except BaseException as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
+            if not _is_oom(exc) or i == len(plan) - 1:
+                raise
+            if dev.type == "cuda":
+                torch.cuda.empty_cache()
+            nxt = plan[i + 1]
+            log.warning("out of memory with tile %d on %s; retrying with tile %d on %s", t, dev, nxt[0], nxt[1])
+    raise AssertionError("unreachable")
+
+
+@torch.no_grad()
+def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, rate: float,
+                 grid: TileGrid, device: torch.device) -> list[bytes]:
+    """One sub-stream per tile of ``grid`` for a uint8 HxWxC image."""
+    maybe_inject_oom()
+    payloads = []
+    lh, lw = grid.latent_shape
+    for ly0, ly1, lx0, lx1 in grid.tiles():
+        py0, px0 = max(0, ly0 * 16 - ENCODE_HALO), max(0, lx0 * 16 - ENCODE_HALO)
+        py1, px1 = min(lh * 16, ly1 * 16 + ENCODE_HALO), min(lw * 16, lx1 * 16 + ENCODE_HALO)
+        x = _pixels(image, py0, py1, px0, px1).to(device)
+        y = model.analysis(x, rate)
+        oy, ox = ly0 - py0 // 16, lx0 - px0 // 16
+        y = y[:, :, oy : oy + (ly1 - ly0), ox : ox + (lx1 - lx0)]
+        data, _ = coder.encode(y, model.h_a)
+        payloads.append(data)
+    return payloads
+
+
+@torch.no_grad()
+def decode_latents(coder: LatentCoder, payloads: list[bytes], grid: TileGrid, channels_y: int,
+                   channels_z: int) -> torch.Tensor:
+    """Entropy-decode every tile into one (1, M, H/16, W/16) latent canvas (CPU, float32)."""
+    lh, lw = grid.latent_shape
+    canvas = torch.empty(1, channels_y, lh, lw)
+    for (ly0, ly1, lx0, lx1), data in zip(grid.tiles(), payloads):
+        canvas[:, :, ly0:ly1, lx0:lx1] = coder.decode(data, ly1 - ly0, lx1 - lx0, channels_z)
+    return canvas
+
+
+@torch.no_grad()
+def synthesize(model: HyperpriorCodec, y_hat: torch.Tensor, rate: float, grid: TileGrid, channels: int,
+               window: int, device: torch.device) -> np.ndarray:
+    """Decode the latent canvas window by window into a uint8 H x W x channels image."""
+    out = np.empty((grid.height, grid.width, channels), dtype=np.uint8)
+    lh, lw = grid.latent_shape
+    for ly0, ly1, lx0, lx1 in grid.tiles(window):
+        wy0, wx0 = max(0, ly0 - DECODE_HALO), max(0, lx0 - DECODE_HALO)
+        wy1, wx1 = min(lh, ly1 + DECODE_HALO), min(lw, lx1 + DECODE_HALO)
+        x_hat = model.synthesis(y_hat[:, :, wy0:wy1, wx0:wx1].to(device), rate)
+        oy, ox = (ly0 - wy0) * 16, (lx0 - wx0) * 16
+        py1, px1 = min(grid.height, ly1 * 16), min(grid.width, lx1 * 16)
+        core = x_hat[0, :, oy : oy + py1 - ly0 * 16, ox : ox + px1 - lx0 * 16]
+        if channels == 1:
+            core = core.mean(0, keepdim=True)
+        pixels = core.clamp_(0, 1).mul_(255).round_().to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+        out[ly0 * 16 : py1, lx0 * 16 : px1] = pixels
+    return out

@@ -1,0 +1,32 @@
+"""``python -m gancodec.train --data DIR [DIR...] --out runs/stage1 [--init-from W] [--steps N] [--max-seconds S]``"""
+
+from __future__ import annotations
+
+import argparse
+
+from .config import TrainConfig
+from .loop import train
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m gancodec.train", description="Stage-1 rate-distortion training.")
+    p.add_argument("--data", nargs="+", required=True, help="folders or CSV lists of training images")
+    p.add_argument("--out", default="runs/stage1")
+    p.add_argument("--init-from", default=None, help="weights to start from (e.g. the shipped model)")
+    p.add_argument("--steps", type=int, default=100_000)
+    p.add_argument("--max-seconds", type=float, default=0.0)
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--crop", type=int, default=128)
+    p.add_argument("--lr", type=float, default=1e-4)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--threads", type=int, default=0)
+    p.add_argument("--checkpoint-every-s", type=float, default=300.0)
+    p.add_argument("--compile", action="store_true")
+    a = p.parse_args(argv)
+    train(TrainConfig(data_dirs=a.data, out_dir=a.out, init_from=a.init_from, steps=a.steps, max_seconds=a.max_seconds,
+                      batch_size=a.batch_size, crop=a.crop, lr=a.lr, device=a.device, threads=a.threads,
+                      checkpoint_every_s=a.checkpoint_every_s, compile=a.compile))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Stage-1 training: the rate-distortion loop (resumable; GPU when present, CPU otherwise).
+
+Run it with ``python -m gancodec.train --data DIR ... --out runs/stage1`` or from the DVC stage.
+Every ``checkpoint_every_s`` seconds it writes ``last.pt`` (model + optimiser + step: resumable)
+and ``model.pt`` (weights only, with tables filled: usable by the codec).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+from ..models import HyperpriorCodec, ModelConfig
+from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
+from .config import TrainConfig
+from .crops import CropSampler, list_images
+from .losses import rate_distortion
+
+
+def pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def get_lr(cfg: TrainConfig, step: int) -> float:
+    """Short warm-up, then cosine decay to lr * lr_final_fraction at cfg.steps."""
+    warmup = 200
+    if step < warmup:
+        return cfg.lr * (step + 1) / warmup
+    progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
+    floor = cfg.lr * cfg.lr_final_fraction
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def _build_model(cfg: TrainConfig) -> tuple[HyperpriorCodec, str]:
+    if cfg.init_from:
+        return model_from_checkpoint(load_checkpoint(cfg.init_from), cfg.init_from), f"weights {cfg.init_from}"
+    return HyperpriorCodec(ModelConfig(**cfg.model) if cfg.model else ModelConfig()), "scratch"
+
+
+def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
+    """Train until ``cfg.steps`` or ``cfg.max_seconds``; return the path of the weights file."""
+    log = log or (lambda rec: print(json.dumps(rec), flush=True))
+    out = Path(cfg.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(cfg.seed)
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = pick_device(cfg.device)
+
+    # --- model, optimiser, resume ---------------------------------------------------------
+    resume = out / "last.pt"
+    if resume.exists():
+        ckpt = load_checkpoint(resume)
+        model = model_from_checkpoint(ckpt, str(resume))
+        start_step, origin = int(ckpt["step"]), f"resumed {resume} at step {ckpt['step']}"
+    else:
+        ckpt = None
+        model, origin = _build_model(cfg)
+        start_step = 0
+    model.to(device).train()
+    if device.type == "cpu":
+        model = model.to(memory_format=torch.channels_last)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    if ckpt is not None and "optimizer" in ckpt:
+        optimizer.load_state_dict(ckpt["optimizer"])
+    forward = torch.compile(model) if cfg.compile else model
+    rate_max = model.num_rates - 1 if cfg.rate_max < 0 else cfg.rate_max
+    sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
+    log({"event": "start", "origin": origin, "device": str(device), "images": len(sampler.images),
+         "params": sum(p.numel() for p in model.parameters())})
+
+    def checkpoint(step: int) -> None:
+        save_checkpoint(resume, model, step=step, optimizer=optimizer.state_dict(), train_config=cfg.to_dict())
+        model.update()
+        save_checkpoint(out / "model.pt", model, step=step)
+
+    # --- the loop -------------------------------------------------------------------------
+    t0 = last_ckpt = time.time()
+    step = start_step
+    seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+    while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(cfg, step)
+        x = sampler.batch(cfg.batch_size).to(device, non_blocking=True)
+        if device.type == "cpu":
+            x = x.contiguous(memory_format=torch.channels_last)
+        rate = torch.empty(cfg.batch_size).uniform_(cfg.rate_min, rate_max)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+            out_ = forward(x, rate.to(device))
+        rd = rate_distortion(out_, x, model.gain.lmbda(rate))
+        optimizer.zero_grad(set_to_none=True)
+        rd.loss.backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        optimizer.step()
+        step += 1
+        seen["loss"] += rd.loss.item(); seen["bpp"] += rd.bpp.item(); seen["mse"] += rd.mse.item(); seen["n"] += 1
+        if step % cfg.log_every == 0:
+            n = seen.pop("n")
+            rec = {k: v / n for k, v in seen.items()}
+            rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
+            log({"step": step, **rec, "lr": get_lr(cfg, step), "elapsed_s": round(time.time() - t0, 1)})
+            seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+        if time.time() - last_ckpt > cfg.checkpoint_every_s:
+            checkpoint(step)
+            last_ckpt = time.time()
+    checkpoint(step)
+    log({"event": "done", "step": step, "elapsed_s": round(time.time() - t0, 1)})
+    return out / "model.pt"

@@ -1,0 +1,132 @@
+"""Shipped weights, their model card, and loading any weights file safely.
+
+A weights file is a ``torch.save`` dict ``{"model_config", "state_dict", ...}`` read with
+``weights_only=True``. Its *model id* is the first 32 hex digits of its SHA-256: every ``.gcx``
+names the model id it needs. The shipped file's hash is pinned in ``MODEL_CARD.json``; a file
+that does not match is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..entropy.coder import LatentCoder
+from ..errors import ModelError
+from ..models import HyperpriorCodec
+
+WEIGHTS_DIR = Path(__file__).resolve().parent
+SHIPPED_WEIGHTS = WEIGHTS_DIR / "hyperprior-v1.pt"
+MODEL_CARD = WEIGHTS_DIR / "MODEL_CARD.json"
+ENV_WEIGHTS = "GANCODEC_WEIGHTS"
+
+
+def model_id_of(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()[:32]
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to code: CPU master copy, its coder, id, and per-device copies."""
+
+    model: HyperpriorCodec
+    coder: LatentCoder
+    model_id: str
+    path: Path
+    _copies: dict = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def on(self, device: torch.device) -> HyperpriorCodec:
+        """The model on ``device`` (cached; eval mode)."""
+        if device.type == "cpu":
+            return self.model
+        key = str(device)
+        with self._lock:
+            if key not in self._copies:
+                import copy
+
+                self._copies[key] = copy.deepcopy(self.model).to(device).eval()
+            return self._copies[key]
+
+    @property
+    def max_quality(self) -> float:
+        return float(self.model.num_rates)
+
+
+def default_weights_path() -> Path:
+    env = os.environ.get(ENV_WEIGHTS)
+    return Path(env) if env else SHIPPED_WEIGHTS
+
+
+def _expected_sha256(path: Path) -> str | None:
+    """The hash the model card pins for ``path`` (shipped card, or ``<file>.json`` beside it)."""
+    card = MODEL_CARD if path.resolve() == SHIPPED_WEIGHTS else path.with_suffix(".json")
+    if not card.exists():
+        return None
+    try:
+        return json.loads(card.read_text())["sha256"]
+    except (ValueError, KeyError) as exc:
+        raise ModelError(f"{card}: model card is unreadable or has no 'sha256' field ({exc})") from None
+
+
+_cache: dict[Path, LoadedModel] = {}
+_cache_lock = threading.Lock()
+
+
+def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
+    """Load (once per process) and verify a weights file; default: $GANCODEC_WEIGHTS or the shipped one."""
+    from ..train.checkpoint import model_from_checkpoint
+
+    p = Path(path) if path is not None else default_weights_path()
+    with _cache_lock:
+        if p in _cache:
+            return _cache[p]
+        if not p.is_file():
+            hint = "reinstall gancodec" if p == SHIPPED_WEIGHTS else f"check the path (or unset {ENV_WEIGHTS})"
+            raise ModelError(f"{p}: weights file not found; {hint}")
+        data = p.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        expected = _expected_sha256(p)
+        if expected is not None and expected != digest:
+            raise ModelError(f"{p}: sha256 {digest[:16]}... does not match its model card ({expected[:16]}...); "
+                             "the file is damaged or was replaced: reinstall it or fix the card")
+        import io
+
+        try:
+            ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelError(f"{p}: not a readable weights file ({exc})") from None
+        model = model_from_checkpoint(ckpt, str(p)).eval()
+        if not model.z_prior.tables_ready():
+            raise ModelError(f"{p}: weights have no entropy tables; export them with gancodec.weights.export_weights")
+        loaded = LoadedModel(model, LatentCoder(model), model_id_of(data), p)
+        _cache[p] = loaded
+        return loaded
+
+
+def export_weights(model: HyperpriorCodec, path: str | os.PathLike, **meta) -> str:
+    """Write a compact weights file (float16 parameters, integer tables); return its sha256."""
+    import io
+
+    from ..fsutil import atomic_write_bytes
+
+    import copy
+
+    model = copy.deepcopy(model).cpu().float()
+    with torch.no_grad():  # round to float16 first, so the tables match what decoders will load
+        for t in model.state_dict().values():
+            if t.is_floating_point():
+                t.copy_(t.half().float())
+    model.update()
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"model_config": model.config.to_dict(), "state_dict": state, **meta}, buf)
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    return hashlib.sha256(data).hexdigest()
