@@ -1,0 +1,508 @@
+"""One object-store interface over local folders and ``s3://bucket/prefix``.
+
+>>> store = open_store("s3://photos/2024/")          # or open_store("/data/photos")
+>>> for info in store.list():                         # paginated generator of ObjectInfo
+...     data = store.get(info.key)
+>>> store.put("out/a.gcx", payload, metadata={"source-etag": info.etag})
+
+Keys are relative to the store's root (the folder, or the bucket prefix) and always use ``/``.
+Every key that reaches the file system or a bucket goes through :func:`check_key`, so a key
+can never escape the destination (``../``, absolute paths, backslashes, NUL, control or
+invisible characters, look-alike characters that normalise to ``.`` or ``/``).
+
+Writes are atomic: local files go through a temp file + rename (:mod:`gancodec.fsutil`),
+an S3 ``PutObject`` is atomic by itself. S3 clients honour the standard AWS configuration
+(``AWS_ENDPOINT_URL``, ``AWS_PROFILE``, credentials, ``AWS_RETRY_MODE``, ``AWS_MAX_ATTEMPTS``,
+``~/.aws/config``) and retry throttling/5xx/timeouts with botocore's ``standard`` mode by
+default. Every failure becomes a :class:`~gancodec.errors.StorageError` naming the object and
+the fix; failures that may pass on a later try are :class:`TransientStorageError`.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import threading
+import unicodedata
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+from .errors import StorageError
+from .fsutil import atomic_write_bytes
+
+__all__ = [
+    "ObjectInfo",
+    "Store",
+    "LocalStore",
+    "S3Store",
+    "TransientStorageError",
+    "open_store",
+    "check_key",
+    "safe_join",
+    "join_key",
+    "parse_s3_url",
+    "is_transient",
+]
+
+#: S3's own limit on key length, in UTF-8 bytes; applied to local stores too.
+MAX_KEY_BYTES = 1024
+DEFAULT_MAX_ATTEMPTS = 8
+_DRIVE = re.compile(r"^[A-Za-z]:")
+_TRANSIENT_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "ThrottledException",
+    "RequestThrottled",
+    "RequestThrottledException",
+    "TooManyRequestsException",
+    "ProvisionedThroughputExceededException",
+    "RequestLimitExceeded",
+    "BandwidthLimitExceeded",
+    "RequestTimeout",
+    "RequestTimeoutException",
+    "PriorRequestNotComplete",
+    "InternalError",
+    "ServiceUnavailable",
+    "503",
+    "500",
+    "502",
+    "504",
+}
+
+
+class TransientStorageError(StorageError):
+    """A storage call failed in a way that may pass later (throttling, 5xx, timeout, network)."""
+
+    transient = True
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for failures worth retrying later: S3 throttling/5xx/timeouts and network errors."""
+    if isinstance(exc, TransientStorageError):
+        return True
+    try:
+        from botocore.exceptions import ClientError, ConnectionError as BotoConnectionError, HTTPClientError
+    except ImportError:  # pragma: no cover
+        return False
+    if isinstance(exc, (BotoConnectionError, HTTPClientError)):
+        return True
+    if isinstance(exc, ClientError):
+        err = exc.response.get("Error", {})
+        status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+        return err.get("Code") in _TRANSIENT_CODES or status >= 500 or status == 429
+    return isinstance(exc, (TimeoutError, ConnectionError))
+
+
+# --------------------------------------------------------------------------- keys
+
+
+def _refuse(key: object, why: str) -> StorageError:
+    return StorageError(f"refused key {key!r}: {why}; rename the object to a plain relative key such as 'folder/name.png'")
+
+
+def _check_segments(key: str, original: str, label: str) -> None:
+    if "\\" in key:
+        raise _refuse(original, f"{label}contains a backslash")
+    if key.startswith("/") or _DRIVE.match(key):
+        raise _refuse(original, f"{label}is an absolute path")
+    for part in key.split("/"):
+        if part in ("", ".", ".."):
+            what = "an empty segment ('//' or a trailing '/')" if part == "" else f"a '{part}' segment"
+            raise _refuse(original, f"{label}has {what}")
+
+
+def check_key(key: object) -> str:
+    """Return ``key`` if it is a safe relative object key, else raise :class:`StorageError`.
+
+    Refused: non-strings, empty keys, keys over 1024 UTF-8 bytes or not encodable, NUL and
+    other control or invisible (format) characters, backslashes, absolute paths and drive
+    letters, empty / ``.`` / ``..`` segments, and keys whose NFKC form (what a normalising
+    file system or tool may turn them into) has any of those, e.g. fullwidth ``．．／``.
+    """
+    if not isinstance(key, str):
+        raise _refuse(key, f"a key must be a str, not {type(key).__name__}")
+    if not key:
+        raise _refuse(key, "the key is empty")
+    try:
+        size = len(key.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _refuse(key, "it holds a lone surrogate (not valid UTF-8)") from None
+    if size > MAX_KEY_BYTES:
+        raise _refuse(key, f"it is {size} bytes long (S3 allows {MAX_KEY_BYTES})")
+    for ch in key:
+        cat = unicodedata.category(ch)
+        if cat in ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"):
+            name = "NUL" if ch == "\0" else f"U+{ord(ch):04X}"
+            raise _refuse(key, f"it holds a control or invisible character ({name})")
+    _check_segments(key, key, "")
+    folded = unicodedata.normalize("NFKC", key)
+    if folded != key:
+        if folded.count("/") != key.count("/"):
+            raise _refuse(key, "it holds a character that normalises to '/'")
+        _check_segments(folded, key, "its NFKC form ")
+    return key
+
+
+def join_key(prefix: str, key: str) -> str:
+    """``prefix`` + ``/`` + ``key`` for object keys (prefix may be empty or end in ``/``)."""
+    if not prefix:
+        return key
+    return prefix if not key else (prefix.rstrip("/") + "/" + key)
+
+
+def parse_s3_url(url: str) -> tuple[str, str]:
+    """``s3://bucket/some/prefix`` → ``("bucket", "some/prefix/")`` (prefix ``""`` for the bucket root)."""
+    if not url.startswith("s3://"):
+        raise StorageError(f"{url}: not an s3:// URL; write it as s3://bucket/prefix")
+    rest = url[5:]
+    bucket, _, prefix = rest.partition("/")
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.\-_]{1,253}[a-z0-9]", bucket or ""):
+        raise StorageError(f"{url}: {bucket!r} is not a valid bucket name; write the URL as s3://bucket/prefix")
+    prefix = prefix.strip("/")
+    if prefix:
+        check_key(prefix)
+        prefix += "/"
+    return bucket, prefix
+
+
+def safe_join(dest_root: str | os.PathLike, key: str) -> str:
+    """Join ``key`` under ``dest_root`` (a folder or ``s3://bucket/prefix``) so it cannot escape it.
+
+    Raises :class:`StorageError` naming the key when it is unsafe (see :func:`check_key`), or
+    when a local destination would resolve outside the root (e.g. through a symlink).
+    """
+    check_key(key)
+    root = os.fspath(dest_root)
+    if root.startswith("s3://"):
+        bucket, prefix = parse_s3_url(root)
+        return f"s3://{bucket}/{join_key(prefix, key)}"
+    base = os.path.realpath(root)
+    joined = os.path.join(base, *key.split("/"))
+    resolved = os.path.realpath(joined)
+    if os.path.commonpath([base, resolved]) != base:
+        raise _refuse(key, f"it resolves outside {root} (through a symlink?)")
+    return joined
+
+
+# --------------------------------------------------------------------------- stores
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a listing or a head tells about one object; ``key`` is relative to the store root."""
+
+    key: str
+    size: int
+    etag: str | None = None
+    last_modified: datetime | None = None
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+
+class Store(ABC):
+    """An object store rooted at a folder or a bucket prefix."""
+
+    url: str
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        """Yield every object under the folder ``prefix`` (relative; ``""`` = all), page by page."""
+
+    @abstractmethod
+    def get(self, key: str) -> bytes:
+        """The bytes of ``key``; :class:`StorageError` if it is missing or unreadable."""
+
+    @abstractmethod
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None, content_type: str | None = None) -> ObjectInfo:
+        """Write ``data`` to ``key`` atomically; readers see the old object or the new one, never a part."""
+
+    @abstractmethod
+    def head(self, key: str) -> ObjectInfo | None:
+        """Size, ETag and metadata of ``key``, or ``None`` if it does not exist."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove ``key`` (no error if it is already gone)."""
+
+    def exists(self, key: str) -> bool:
+        return self.head(key) is not None
+
+    def url_of(self, key: str) -> str:
+        return safe_join(self.url, key)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.url!r})"
+
+
+class LocalStore(Store):
+    """A local folder as an object store. ETags are ``<size>-<mtime_ns>`` in hex (a change detector).
+
+    Local objects carry no metadata (``head(...).metadata`` is empty). Temp files left by an
+    interrupted atomic write (``.name.*.part``) are never listed.
+    """
+
+    def __init__(self, root: str | os.PathLike) -> None:
+        root = os.fspath(root)
+        if root.startswith("file://"):
+            root = root[7:]
+        self.root = Path(root)
+        self.url = str(self.root)
+
+    def _path(self, key: str) -> Path:
+        return Path(safe_join(self.root, key))
+
+    @staticmethod
+    def _info(key: str, st: os.stat_result) -> ObjectInfo:
+        return ObjectInfo(
+            key=key,
+            size=st.st_size,
+            etag=f"{st.st_size:x}-{st.st_mtime_ns:x}",
+            last_modified=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
+        )
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if not self.root.is_dir():
+            raise StorageError(f"{self.root}: no such folder; check the path")
+        start = self.root
+        if prefix:
+            check_key(prefix.rstrip("/"))
+            start = self.root.joinpath(*prefix.rstrip("/").split("/"))
+            if not start.is_dir():
+                return
+        yield from self._walk(start)
+
+    def _walk(self, folder: Path) -> Iterator[ObjectInfo]:
+        """Depth-first, in S3's key order (a folder sorts as ``name/``)."""
+        try:
+            with os.scandir(folder) as it:
+                entries = [(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e) for e in it]
+        except OSError as exc:
+            raise StorageError(f"{folder}: cannot list ({exc.strerror or exc}); check permissions") from None
+        for sort_name, entry in sorted(entries, key=lambda pair: pair[0]):
+            if sort_name.endswith("/"):
+                yield from self._walk(Path(entry.path))
+            elif entry.is_file():
+                if entry.name.startswith(".") and entry.name.endswith(".part"):
+                    continue  # an interrupted atomic write
+                rel = Path(entry.path).relative_to(self.root).as_posix()
+                try:
+                    yield self._info(rel, entry.stat())
+                except FileNotFoundError:
+                    continue  # removed while listing
+
+    def get(self, key: str) -> bytes:
+        path = self._path(key)
+        try:
+            return path.read_bytes()
+        except FileNotFoundError:
+            raise StorageError(f"{path}: no such file; check the key and the source folder") from None
+        except IsADirectoryError:
+            raise StorageError(f"{path}: is a folder, not a file") from None
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot read ({exc.strerror or exc}); check permissions") from None
+
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None, content_type: str | None = None) -> ObjectInfo:
+        path = self._path(key)
+        atomic_write_bytes(path, data)
+        return self._info(key, path.stat())
+
+    def head(self, key: str) -> ObjectInfo | None:
+        path = self._path(key)
+        try:
+            st = path.stat()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot stat ({exc.strerror or exc}); check permissions") from None
+        if not path.is_file():
+            return None
+        return self._info(key, st)
+
+    def delete(self, key: str) -> None:
+        path = self._path(key)
+        try:
+            path.unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{path}: cannot delete ({exc.strerror or exc}); check permissions") from None
+
+
+_client_lock = threading.Lock()
+
+
+def _retry_settings(session: Any) -> dict[str, Any]:
+    """Retry mode/attempts: AWS env or config file if set, else standard mode with 8 attempts."""
+    scoped: Mapping[str, Any] = {}
+    try:
+        scoped = session._session.get_scoped_config()  # the profile's ~/.aws/config section
+    except Exception:
+        scoped = {}
+    mode = os.environ.get("AWS_RETRY_MODE") or scoped.get("retry_mode") or "standard"
+    attempts = os.environ.get("AWS_MAX_ATTEMPTS") or scoped.get("max_attempts") or DEFAULT_MAX_ATTEMPTS
+    try:
+        attempts = int(attempts)
+    except ValueError:
+        raise StorageError(f"AWS_MAX_ATTEMPTS={attempts!r} is not an integer; unset it or give a count such as 8") from None
+    return {"mode": mode, "max_attempts": attempts}
+
+
+def make_s3_client(**client_kwargs: Any) -> Any:
+    """A boto3 S3 client with our retry/timeout defaults and the fault-injection hooks."""
+    import boto3
+    from botocore.config import Config
+
+    from .faults import install_s3_faults
+
+    with _client_lock:  # boto3 session creation is not thread-safe
+        session = boto3.session.Session()
+        config = Config(
+            retries=_retry_settings(session),
+            connect_timeout=float(os.environ.get("GANCODEC_S3_CONNECT_TIMEOUT", 10)),
+            read_timeout=float(os.environ.get("GANCODEC_S3_READ_TIMEOUT", 60)),
+            max_pool_connections=32,
+        )
+        region = session.region_name or "us-east-1"
+        client = session.client("s3", region_name=region, config=config, **client_kwargs)
+    return install_s3_faults(client)
+
+
+class S3Store(Store):
+    """``s3://bucket/prefix`` as an object store (boto3). ETags are S3's, without quotes.
+
+    Metadata given to :meth:`put` is stored as S3 user metadata (``x-amz-meta-*``) and comes
+    back from :meth:`head`.
+    """
+
+    def __init__(self, url: str, *, client: Any = None, page_size: int = 1000) -> None:
+        self.bucket, self.prefix = parse_s3_url(url)
+        self.url = f"s3://{self.bucket}/{self.prefix}"
+        self.page_size = page_size
+        self._client = client
+
+    @property
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = make_s3_client()
+        return self._client
+
+    def _where(self, key: str) -> str:
+        return f"s3://{self.bucket}/{join_key(self.prefix, key)}"
+
+    def _error(self, exc: BaseException, key: str, action: str) -> StorageError:
+        from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ParamValidationError
+
+        where = self._where(key) if key else self.url
+        if isinstance(exc, NoCredentialsError):
+            return StorageError(
+                f"{where}: no AWS credentials found; set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, AWS_PROFILE or an instance role"
+            )
+        if isinstance(exc, NoRegionError):
+            return StorageError(f"{where}: no AWS region configured; set AWS_DEFAULT_REGION")
+        if isinstance(exc, ParamValidationError):
+            return StorageError(f"{where}: invalid request ({exc}); check the key and the URL")
+        if isinstance(exc, ClientError):
+            err = exc.response.get("Error", {})
+            code = str(err.get("Code", "?"))
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0
+            msg = err.get("Message") or code
+            if is_transient(exc):
+                return TransientStorageError(
+                    f"{where}: {action} failed with {code} (HTTP {status}) after {self.client.meta.config.retries.get('max_attempts')} attempts; "
+                    "the service is throttling or unavailable, retry later or lower the request rate"
+                )
+            if code in ("NoSuchKey", "404", "NotFound"):
+                return StorageError(f"{where}: no such object; check the key and the prefix")
+            if code == "NoSuchBucket":
+                return StorageError(f"{where}: bucket {self.bucket!r} does not exist; create it or fix the URL")
+            if code in ("AccessDenied", "403", "AllAccessDisabled"):
+                return StorageError(f"{where}: {action} access denied; check the credentials (AWS_PROFILE) and the bucket policy")
+            if code in ("InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"):
+                return StorageError(f"{where}: credentials rejected ({code}); refresh or fix the AWS credentials")
+            return StorageError(f"{where}: {action} failed: {code}: {msg}")
+        if is_transient(exc):
+            return TransientStorageError(
+                f"{where}: {action} failed: cannot reach S3 ({exc}); check the network and AWS_ENDPOINT_URL, or retry later"
+            )
+        return StorageError(f"{where}: {action} failed: {type(exc).__name__}: {exc}")
+
+    def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
+        if prefix:
+            check_key(prefix.rstrip("/"))
+        full = join_key(self.prefix, prefix.rstrip("/") + "/") if prefix else self.prefix
+        try:
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=full, PaginationConfig={"PageSize": self.page_size}
+            )
+            for page in pages:
+                for obj in page.get("Contents", ()):
+                    key = obj["Key"][len(self.prefix) :]
+                    if not key or key.endswith("/"):
+                        continue  # the prefix itself, or a "folder" marker
+                    yield ObjectInfo(
+                        key=key,
+                        size=int(obj.get("Size", 0)),
+                        etag=(obj.get("ETag") or "").strip('"') or None,
+                        last_modified=obj.get("LastModified"),
+                    )
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error(exc, prefix, "list") from None
+
+    def get(self, key: str) -> bytes:
+        check_key(key)
+        try:
+            resp = self.client.get_object(Bucket=self.bucket, Key=join_key(self.prefix, key))
+            return resp["Body"].read()
+        except Exception as exc:
+            raise self._error(exc, key, "get") from None
+
+    def put(self, key: str, data: bytes, *, metadata: Mapping[str, str] | None = None, content_type: str | None = None) -> ObjectInfo:
+        check_key(key)
+        kwargs: dict[str, Any] = {"Bucket": self.bucket, "Key": join_key(self.prefix, key), "Body": data}
+        if metadata:
+            kwargs["Metadata"] = {str(k): str(v) for k, v in metadata.items()}
+        if content_type:
+            kwargs["ContentType"] = content_type
+        try:
+            resp = self.client.put_object(**kwargs)
+        except Exception as exc:
+            raise self._error(exc, key, "put") from None
+        return ObjectInfo(key=key, size=len(data), etag=(resp.get("ETag") or "").strip('"') or None, metadata=dict(metadata or {}))
+
+    def head(self, key: str) -> ObjectInfo | None:
+        check_key(key)
+        try:
+            resp = self.client.head_object(Bucket=self.bucket, Key=join_key(self.prefix, key))
+        except Exception as exc:
+            from botocore.exceptions import ClientError
+
+            if isinstance(exc, ClientError) and str(exc.response.get("Error", {}).get("Code")) in ("404", "NoSuchKey", "NotFound"):
+                return None
+            raise self._error(exc, key, "head") from None
+        return ObjectInfo(
+            key=key,
+            size=int(resp.get("ContentLength", 0)),
+            etag=(resp.get("ETag") or "").strip('"') or None,
+            last_modified=resp.get("LastModified"),
+            metadata=dict(resp.get("Metadata") or {}),
+        )
+
+    def delete(self, key: str) -> None:
+        check_key(key)
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=join_key(self.prefix, key))
+        except Exception as exc:
+            raise self._error(exc, key, "delete") from None
+
+
+def open_store(url: str | os.PathLike, *, client: Any = None) -> Store:
+    """A :class:`Store` for ``s3://bucket/prefix``, ``file:///path`` or a local folder path."""
+    text = os.fspath(url)
+    if text.startswith("s3://"):
+        return S3Store(text, client=client)
+    if "://" in text and not text.startswith("file://"):
+        raise StorageError(f"{text}: unsupported URL scheme; use a local folder or s3://bucket/prefix")
+    return LocalStore(text)
