@@ -108,7 +108,7 @@ class LatentCoder:
                 if group.size:
                     k = int(flat_idx[group[0]])
                     flat_q[group] = decoder.decode(self._y_model(k), group.size).astype(np.int64) - _Y_TAILS[k]
-        except (ValueError, RuntimeError, OverflowError) as exc:
+        except (ValueError, RuntimeError, OverflowError, AssertionError) as exc:  # constriction asserts on invalid data
             raise BitstreamError(f"tile payload cannot be entropy-decoded ({exc})") from None
         q = torch.from_numpy(flat_q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0)
         return (q + means).float()

@@ -1,0 +1,212 @@
+"""The ``gancodec`` command: compress, decompress, info, bulk.
+
+Errors are printed on one line (``gancodec: error: ...``) with no traceback, and the exit status
+is non-zero; outputs are written atomically, so a failure never leaves a partial file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+import warnings
+from pathlib import Path
+
+from .errors import GancodecError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
+
+
+class _Fail(Exception):
+    """A one-line error for the user."""
+
+
+def _collect(inputs: list[str], suffixes: set[str]) -> list[tuple[Path, Path]]:
+    """(file, path relative to its input root) for files and folders given on the command line."""
+    found = []
+    for raw in inputs:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(q for q in p.rglob("*") if q.is_file() and q.suffix.lower() in suffixes)
+            found += [(q, q.relative_to(p)) for q in files]
+        elif p.exists():
+            found.append((p, Path(p.name)))
+        else:
+            raise _Fail(f"{p}: no such file or folder")
+    if not found:
+        raise _Fail(f"no input files found in {', '.join(inputs)}")
+    return found
+
+
+def _outputs(pairs: list[tuple[Path, Path]], out: str, suffix: str, single_ok: bool) -> list[tuple[Path, Path]]:
+    o = Path(out)
+    if len(pairs) == 1 and single_ok and o.suffix.lower() == suffix and not o.is_dir():
+        return [(pairs[0][0], o)]
+    if o.exists() and not o.is_dir():
+        raise _Fail(f"{o}: exists and is not a folder; give a folder for several inputs")
+    return [(src, o / rel.with_suffix(suffix)) for src, rel in pairs]
+
+
+def _progress(total: int):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    transient=True, disable=total < 2 or not sys.stderr.isatty())
+
+
+def cmd_compress(a: argparse.Namespace) -> int:
+    from .codec import compress
+    from .fsutil import atomic_write_bytes
+
+    jobs = _outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True)
+    failed = 0
+    with _progress(len(jobs)) as progress:
+        task = progress.add_task("compressing", total=len(jobs))
+        for src, dst in jobs:
+            try:
+                t = time.perf_counter()
+                data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size)
+                atomic_write_bytes(dst, data)
+                if a.verbose:
+                    progress.console.print(f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s")
+            except GancodecError as exc:
+                failed += 1
+                _error(str(exc))
+            progress.advance(task)
+    if failed and len(jobs) > 1:
+        _error(f"{failed} of {len(jobs)} files failed")
+    return 1 if failed else 0
+
+
+def cmd_decompress(a: argparse.Namespace) -> int:
+    from .codec import decompress
+    from .data.imageio import save_image
+
+    import numpy as np
+
+    jobs = _outputs(_collect(a.inputs, {".gcx"}), a.output, Path(a.output).suffix.lower() or ".png", single_ok=True)
+    if len(jobs) > 1 or Path(a.output).is_dir() or not Path(a.output).suffix:
+        jobs = [(s, d.with_suffix(".png")) for s, d in jobs]
+    failed = 0
+    with _progress(len(jobs)) as progress:
+        task = progress.add_task("decompressing", total=len(jobs))
+        for src, dst in jobs:
+            try:
+                try:
+                    data = src.read_bytes()
+                except OSError as exc:
+                    raise _Fail(f"{src}: cannot read ({exc.strerror})") from None
+                try:
+                    img = decompress(data, realism=a.realism, device=a.device)
+                except GancodecError as exc:
+                    raise _Fail(f"{src}: {exc}") from None
+                save_image(np.asarray(img)[..., None] if img.mode == "L" else np.asarray(img), dst)
+            except (_Fail, GancodecError) as exc:
+                failed += 1
+                _error(str(exc))
+            progress.advance(task)
+    if failed and len(jobs) > 1:
+        _error(f"{failed} of {len(jobs)} files failed")
+    return 1 if failed else 0
+
+
+def cmd_info(a: argparse.Namespace) -> int:
+    from .codec import read_header
+    from .weights import load_model
+
+    p = Path(a.file)
+    try:
+        data = p.read_bytes()
+    except OSError as exc:
+        raise _Fail(f"{p}: cannot read ({exc.strerror})") from None
+    try:
+        h = read_header(data)
+    except GancodecError as exc:
+        raise _Fail(f"{p}: {exc}") from None
+    try:
+        known = "yes (loaded weights)" if load_model().model_id == h.model_id else "no: needs other weights"
+    except GancodecError:
+        known = "unknown (no weights loaded)"
+    rows = [("file", str(p)), ("format", "gcx version 1"), ("model id", h.model_id), ("model available", known),
+            ("size", f"{h.width}x{h.height}"), ("channels", f"{h.channels} ({'grayscale' if h.channels == 1 else 'RGB'})"),
+            ("bit depth", str(h.bit_depth)), ("quality", f"{h.quality:g}"), ("tile size", f"{h.tile_size} px, halo {h.halo} px"),
+            ("tiles", str(h.n_tiles)), ("bytes", str(len(data))), ("bpp", f"{len(data) * 8 / h.pixels:.4f}")]
+    width = max(len(k) for k, _ in rows)
+    for k, v in rows:
+        print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_bulk(a: argparse.Namespace) -> int:
+    try:
+        from .bulk import run_cli
+    except ImportError:
+        raise _Fail("bulk: the bulk-compression module is not installed in this build") from None
+    return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device, batch_size=a.batch_size)
+
+
+def _error(msg: str) -> None:
+    print(f"gancodec: error: {msg}", file=sys.stderr)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="gancodec", description="A learned image codec: compress images to .gcx and back.")
+    p.add_argument("--version", action="version", version="gancodec 0.1.0")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def rate_args(sp: argparse.ArgumentParser) -> None:
+        g = sp.add_mutually_exclusive_group()
+        g.add_argument("--quality", "-q", type=float, help="quality from 1 (smallest) to 8 (best); default 4")
+        g.add_argument("--bpp", type=float, help="target bits per pixel (searches the quality)")
+
+    c = sub.add_parser("compress", help="images (files or folders) -> .gcx")
+    c.add_argument("inputs", nargs="+", metavar="IN")
+    c.add_argument("-o", "--output", required=True, metavar="OUT", help="a .gcx file (one input) or a folder")
+    rate_args(c)
+    c.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    c.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (multiple of 64; default 1024)")
+    c.add_argument("-v", "--verbose", action="store_true")
+    c.set_defaults(func=cmd_compress)
+
+    d = sub.add_parser("decompress", help=".gcx (files or folders) -> PNG")
+    d.add_argument("inputs", nargs="+", metavar="IN")
+    d.add_argument("-o", "--output", required=True, metavar="OUT", help="an image file (one input) or a folder")
+    d.add_argument("--realism", action="store_true", help="use the GAN realism decoder")
+    d.add_argument("--device", default=None)
+    d.set_defaults(func=cmd_decompress)
+
+    i = sub.add_parser("info", help="print a .gcx file's header")
+    i.add_argument("file")
+    i.set_defaults(func=cmd_info)
+
+    b = sub.add_parser("bulk", help="compress a bucket prefix or folder (s3://... or a path) with the Prefect flow")
+    b.add_argument("source")
+    b.add_argument("destination")
+    rate_args(b)
+    b.add_argument("--device", default=None)
+    b.add_argument("--batch-size", type=int, default=16)
+    b.set_defaults(func=cmd_bulk)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="gancodec: %(message)s")
+
+    def show_warning(message, category, filename, lineno, file=None, line=None):
+        print(f"gancodec: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = show_warning
+    try:
+        return args.func(args)
+    except (_Fail, GancodecError, ValueError) as exc:
+        _error(str(exc))
+        return 1
+    except KeyboardInterrupt:
+        _error("interrupted")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Make a training checkpoint the shipped model: compact weights + model card.
+
+    python -m gancodec.weights.ship runs/stage1/model.pt [--kodak-table kodak.json]
+
+Writes ``hyperprior-v1.pt`` (float16 parameters, integer entropy tables) and ``MODEL_CARD.json``
+(sha256, model config, steps, training settings, data hashes, git revision, hardware, Kodak
+numbers when given) beside this module, and renders ``MODEL_CARD.md`` from them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import platform
+import subprocess
+from datetime import datetime, timezone
+from pathlib import Path
+
+from ..fsutil import atomic_write_bytes
+from ..train.checkpoint import load_checkpoint, model_from_checkpoint
+from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights
+
+
+def _git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True).stdout
+        return rev + ("+dirty" if dirty.strip() else "")
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def _data_hashes(dirs: list[str]) -> dict[str, str]:
+    """sha256 of each training folder's SHA256SUMS (or of its sorted file list) as a data fingerprint."""
+    out = {}
+    for d in dirs:
+        p = Path(d)
+        sums = p / "SHA256SUMS"
+        if sums.exists():
+            out[p.name] = "sha256(SHA256SUMS)=" + hashlib.sha256(sums.read_bytes()).hexdigest()
+        elif p.exists():
+            names = "\n".join(sorted(str(q.relative_to(p)) for q in p.rglob("*") if q.is_file()))
+            out[p.name] = "sha256(file list)=" + hashlib.sha256(names.encode()).hexdigest()
+    return out
+
+
+def render_markdown(card: dict) -> str:
+    lines = [f"# Model card: {card['name']}", "", card["summary"], "",
+             "| field | value |", "|---|---|"]
+    for key in ("sha256", "model_id", "steps", "wall_time", "hardware", "git_rev", "created", "dvc_lock"):
+        if card.get(key) is not None:
+            lines.append(f"| {key} | `{card[key]}` |")
+    lines += ["", "## Architecture", "", "```json", json.dumps(card["model_config"], indent=2), "```",
+              "", "## Training", "", "```json", json.dumps(card.get("train_config", {}), indent=2), "```",
+              "", "## Data", ""]
+    lines += [f"- {k}: `{v}`" for k, v in card.get("data", {}).items()]
+    lines += ["", "## Kodak (24 images, real file bytes)", ""]
+    kodak = card.get("kodak")
+    if kodak:
+        lines += ["| quality | bpp | PSNR (dB) | MS-SSIM | WebP PSNR at that bpp |", "|---|---|---|---|---|"]
+        for row in kodak["rows"]:
+            lines.append(f"| {row['quality']} | {row['bpp']:.3f} | {row['psnr']:.2f} | {row.get('ms_ssim', float('nan')):.4f} "
+                         f"| {row.get('webp_psnr', float('nan')):.2f} |")
+        lines += ["", f"Command: `{kodak['command']}`"]
+    else:
+        lines.append("Not measured yet.")
+    if card.get("notes"):
+        lines += ["", "## Notes", "", card["notes"]]
+    return "\n".join(lines) + "\n"
+
+
+def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
+         wall_time: str | None = None) -> dict:
+    ckpt = load_checkpoint(checkpoint)
+    model = model_from_checkpoint(ckpt, checkpoint)
+    train_cfg = ckpt.get("train_config") or {}
+    if not train_cfg:
+        last = Path(checkpoint).with_name("last.pt")
+        if last.exists():
+            train_cfg = load_checkpoint(last).get("train_config", {})
+    digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)))
+    card = {
+        "name": SHIPPED_WEIGHTS.name,
+        "summary": "Variable-rate mean-scale hyperprior (stage 1, MSE). Quality 1..8 interpolates 8 gain-unit rate points.",
+        "sha256": digest,
+        "model_id": digest[:32],
+        "model_config": model.config.to_dict(),
+        "steps": int(ckpt.get("step", 0)),
+        "train_config": train_cfg,
+        "data": _data_hashes(train_cfg.get("data_dirs", [])),
+        "git_rev": _git_rev(),
+        "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
+        "wall_time": wall_time,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "dvc_lock": None,
+        "kodak": kodak,
+        "notes": notes,
+    }
+    atomic_write_bytes(MODEL_CARD, (json.dumps(card, indent=2) + "\n").encode())
+    atomic_write_bytes(MODEL_CARD.with_suffix(".md"), render_markdown(card).encode())
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m gancodec.weights.ship", description=__doc__.splitlines()[0])
+    p.add_argument("checkpoint")
+    p.add_argument("--kodak-table", help="JSON written by benchmarks/kodak_rd.py --json")
+    p.add_argument("--notes", default="")
+    p.add_argument("--hardware", default=None)
+    p.add_argument("--wall-time", default=None)
+    a = p.parse_args(argv)
+    kodak = json.loads(Path(a.kodak_table).read_text()) if a.kodak_table else None
+    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time)
+    print(f"shipped {SHIPPED_WEIGHTS} sha256={card['sha256']} steps={card['steps']}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,166 @@
+"""compress()/decompress() round trips: real bitstreams, real bytes, the user-visible promises."""
+
+from __future__ import annotations
+
+import logging
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import gancodec
+from gancodec import DataError
+from gancodec.codec import decode_latents, _model_for
+from gancodec.data.imageio import ConversionWarning
+from gancodec.tiling import TileGrid
+from gancodec import bitstream
+
+from sample_images import astronaut, camera, coffee, psnr
+
+
+def test_rgb_round_trip_bytes_shape_and_quality():
+    img = astronaut(256)
+    data = gancodec.compress(img, quality=6)
+    out = np.asarray(gancodec.decompress(data))
+    assert out.shape == img.shape and out.dtype == np.uint8
+    header = gancodec.read_header(data)
+    assert (header.height, header.width, header.channels) == (256, 256, 3)
+    assert psnr(img, out) > 20  # a sanity band, not a benchmark (see docs/model-card for Kodak numbers)
+
+
+def test_quality_knob_is_monotonic_in_rate_and_distortion():
+    img = coffee()
+    sizes, scores = [], []
+    for q in (1, 3, 5, 8):
+        data = gancodec.compress(img, quality=q)
+        sizes.append(len(data))
+        scores.append(psnr(img, np.asarray(gancodec.decompress(data))))
+    assert sizes == sorted(sizes) and len(set(sizes)) == 4
+    assert scores == sorted(scores)
+
+
+def test_fractional_quality_lies_between_its_neighbours():
+    img = astronaut(256)
+    a, b, c = (len(gancodec.compress(img, quality=q)) for q in (4, 4.5, 5))
+    assert a < b < c
+
+
+def test_bpp_target_is_met_from_real_bytes():
+    img = coffee()
+    pixels = img.shape[0] * img.shape[1]
+    for target in (0.25, 0.6):
+        data = gancodec.compress(img, bpp=target)
+        assert abs(len(data) * 8 / pixels - target) / target < 0.15
+
+
+def test_same_input_same_bytes():
+    img = astronaut(128)
+    assert gancodec.compress(img, quality=4) == gancodec.compress(img, quality=4)
+
+
+def test_grayscale_is_stored_as_grayscale():
+    img = camera(192)
+    data = gancodec.compress(img, quality=5)
+    assert gancodec.read_header(data).channels == 1
+    out = gancodec.decompress(data)
+    assert out.mode == "L" and out.size == (192, 192)
+    assert psnr(img, np.asarray(out)) > 22
+
+
+def test_rgba_drops_alpha_with_a_warning():
+    rgba = np.dstack([astronaut(64), np.full((64, 64), 128, np.uint8)])
+    with pytest.warns(ConversionWarning, match="alpha"):
+        data = gancodec.compress(rgba)
+    assert gancodec.decompress(data).mode == "RGB"
+
+
+def test_16_bit_is_reduced_with_a_warning(tmp_path):
+    path = tmp_path / "deep.png"
+    Image.fromarray((camera(64).astype(np.uint16) * 257)).save(path)
+    with pytest.warns(ConversionWarning, match="8"):
+        data = gancodec.compress(path)
+    assert gancodec.decompress(data).size == (64, 64)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (17, 33, 3), (1, 300, 3), (300, 2, 3), (65, 129, 1)])
+def test_odd_sizes_round_trip(shape):
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = np.asarray(gancodec.decompress(gancodec.compress(img, tile_size=128)))
+    assert out.shape[:2] == shape[:2]
+
+
+def test_tiled_decode_matches_untiled():
+    img = coffee()
+    whole = np.asarray(gancodec.decompress(gancodec.compress(img, quality=5)))
+    tiled = np.asarray(gancodec.decompress(gancodec.compress(img, quality=5, tile_size=128)))
+    assert abs(psnr(img, whole) - psnr(img, tiled)) < 0.05
+    # no seams: the error in 4-px bands around the 128-px tile borders is no worse than elsewhere
+    err = (img.astype(float) - tiled.astype(float)) ** 2
+    border = np.zeros(img.shape[:2], bool)
+    for k in range(128, max(img.shape), 128):
+        border[k - 4 : k + 4, :] = True
+        border[:, k - 4 : k + 4] = True
+    assert err[border].mean() < 1.3 * err[~border].mean()
+
+
+def test_decode_is_thread_count_independent():
+    data = gancodec.compress(coffee(), quality=4, tile_size=256)
+    header, payloads = bitstream.read(data)
+    lm = _model_for(header, None)
+    grid = TileGrid(header.height, header.width, header.tile_size)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        one = decode_latents(lm.coder, payloads, grid, lm.model.config.M, lm.model.config.N)
+        img_one = np.asarray(gancodec.decompress(data))
+    finally:
+        torch.set_num_threads(threads)
+    two = decode_latents(lm.coder, payloads, grid, lm.model.config.M, lm.model.config.N)
+    assert torch.equal(one, two)
+    assert np.abs(img_one.astype(int) - np.asarray(gancodec.decompress(data)).astype(int)).max() <= 1
+
+
+def test_out_of_memory_backs_off_and_says_so(monkeypatch, caplog):
+    monkeypatch.setenv("GANCODEC_FAULT_OOM", "0.5")
+    monkeypatch.setenv("GANCODEC_FAULT_SEED", "codec-oom-drill")
+    img = astronaut(128)
+    with caplog.at_level(logging.WARNING, logger="gancodec"):
+        datas = [gancodec.compress(img, quality=4, tile_size=1024) for _ in range(4)]
+    assert "out of memory" in caplog.text
+    for data in datas:  # whatever tile size it fell back to, the stream decodes
+        assert gancodec.decompress(data).size == (128, 128)
+
+
+def test_persistent_out_of_memory_raises(monkeypatch):
+    monkeypatch.setenv("GANCODEC_FAULT_OOM", "1")
+    with pytest.raises((torch.OutOfMemoryError, MemoryError)):
+        gancodec.compress(astronaut(64))
+
+
+@pytest.mark.parametrize("kwargs,match", [({"quality": 0}, "quality"), ({"quality": 9}, "quality"),
+                                          ({"quality": float("nan")}, "quality"), ({"bpp": -1}, "bpp"),
+                                          ({"quality": 3, "bpp": 0.3}, "not both"), ({"tile_size": 100}, "tile_size")])
+def test_bad_settings_are_clear(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        gancodec.compress(astronaut(64), **kwargs)
+
+
+def test_bad_images_are_data_errors(tmp_path):
+    (tmp_path / "text.png").write_text("hello")
+    (tmp_path / "empty.png").write_bytes(b"")
+    buf = tmp_path / "ok.png"
+    Image.fromarray(astronaut(64)).save(buf)
+    (tmp_path / "cut.png").write_bytes(buf.read_bytes()[:200])
+    for name, match in [("text.png", "not an image"), ("empty.png", "empty"), ("cut.png", "truncated"), ("nope.png", "no such")]:
+        with pytest.raises(DataError, match=match):
+            gancodec.compress(tmp_path / name)
+
+
+def test_pixel_cap_refuses_bombs_before_decoding(tmp_path):
+    path = tmp_path / "big.png"
+    Image.new("L", (4000, 4000)).save(path)
+    with pytest.raises(DataError, match="max_pixels"):
+        gancodec.compress(path, max_pixels=1_000_000)
