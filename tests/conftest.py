@@ -5,8 +5,9 @@
   afterwards talks to it and nothing can reach real AWS.
 * ``s3_client``: a plain boto3 client on that server (for set-up and inspection).
 * ``s3_bucket``: a fresh, empty bucket per test (its name); ``s3_url``: ``s3://<bucket>/``.
-* ``prefect_harness`` (session): Prefect in ephemeral mode on a throw-away database and
-  PREFECT_HOME, analytics off. Costs ~10 s once per session: only flow tests should ask for it.
+* ``prefect_harness`` (session): Prefect on a throw-away database and PREFECT_HOME, analytics
+  off; yields the API URL (give it to subprocesses as PREFECT_API_URL). Costs ~10 s once per
+  session: only flow tests should ask for it.
 * ``small_images``: ~24 small RGB/gray crops of skimage.data images as uint8 arrays.
 """
 
@@ -78,7 +79,7 @@ def s3_url(s3_bucket):
 
 @pytest.fixture(scope="session")
 def prefect_harness(tmp_path_factory):
-    """Prefect ephemeral mode on a temporary database and PREFECT_HOME (session-wide)."""
+    """Prefect on a temporary database and PREFECT_HOME (session-wide); yields the API URL."""
     home = tmp_path_factory.mktemp("prefect-home")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("PREFECT_HOME", str(home))
@@ -88,8 +89,10 @@ def prefect_harness(tmp_path_factory):
         mp.delenv("PREFECT_API_URL", raising=False)
         from prefect.testing.utilities import prefect_test_harness
 
-        with prefect_test_harness(server_startup_timeout=120):
-            yield home
+        import prefect.settings
+
+        with prefect_test_harness(server_startup_timeout=600):
+            yield prefect.settings.PREFECT_API_URL.value()
 
 
 def _crops() -> list[np.ndarray]:
@@ -109,3 +112,21 @@ def _crops() -> list[np.ndarray]:
 def small_images() -> list[np.ndarray]:
     """24 small crops (64x64 .. 128x96, RGB and gray) of images bundled with scikit-image."""
     return _crops()
+
+
+@pytest.fixture(scope="session")
+def tiny_weights(tmp_path_factory):
+    """Path of a tiny random-init codec (N=16, M=24) exported like shipped weights.
+
+    Codes a 128x96 image in a few ms on CPU, so flow tests can push many images through the
+    real codec path. It is untrained: decoded PSNR is ~5 dB, so set a PSNR floor of 0 with it.
+    """
+    import torch
+
+    from gancodec.models import HyperpriorCodec, ModelConfig
+    from gancodec.weights import export_weights
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("weights") / "tiny.pt"
+    export_weights(HyperpriorCodec(ModelConfig(N=16, M=24)), path)
+    return str(path)

@@ -1,0 +1,186 @@
+"""gancodec.bulk without Prefect: planning, back-off, verification, manifests, idempotency, safety."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gancodec import bulk, faults
+from gancodec.errors import DataError
+from gancodec.storage import LocalStore, S3Store
+
+
+def _png(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _jpeg(arr: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def tiny(tiny_weights, monkeypatch):
+    """Settings that code with the tiny test model (PSNR floor off: it is untrained)."""
+    import torch
+
+    monkeypatch.setenv("GANCODEC_WEIGHTS", tiny_weights)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a tiny model on tiny images: threads only add contention
+    yield bulk.Settings(psnr_floor=0.0)
+    torch.set_num_threads(threads)
+
+
+def test_settings():
+    assert bulk.Settings().label == "quality=default"
+    assert bulk.Settings(quality=4).label == "quality=4"
+    assert bulk.Settings(bpp=0.25).label == "bpp=0.25"
+    with pytest.raises(ValueError, match="not both"):
+        bulk.Settings(quality=4, bpp=0.3)
+    with pytest.raises(ValueError, match="positive"):
+        bulk.Settings(bpp=-1)
+    with pytest.raises(ValueError, match="unknown bulk settings"):
+        bulk.Settings.from_dict({"qualty": 3})
+    assert bulk.Settings.from_dict(bulk.Settings(bpp=0.5).to_dict()) == bulk.Settings(bpp=0.5)
+    assert bulk.parse_shard("2/4") == (2, 4)
+    with pytest.raises(ValueError):
+        bulk.parse_shard("4/4")
+
+
+def test_keys_and_names():
+    assert bulk.is_image_key("a/B.JPG") and not bulk.is_image_key("a/b.txt") and not bulk.is_image_key("_gancodec/x.png")
+    assert bulk.png_key_for("a/b.jpg.gcx") == "a/b.jpg.png"
+    assert bulk.png_key_for("a/b.png.gcx") == "a/b.png"
+    assert {bulk.shard_of(f"k{i}", 3) for i in range(50)} == {0, 1, 2}
+
+
+def test_corrupt_sources_are_data_errors(small_images):
+    good = _jpeg(small_images[0])
+    for bad in (b"", b"hello, not an image", good[: len(good) // 2], _png(small_images[1])[:-40]):
+        with pytest.raises(DataError):
+            bulk.decode_source(bad, "x.jpg")
+    pixels, _ = bulk.decode_source(good, "x.jpg")
+    assert pixels.shape == small_images[0].shape
+
+
+def test_oom_injection(monkeypatch):
+    import torch
+
+    monkeypatch.delenv("GANCODEC_FAULT_OOM", raising=False)
+    faults.maybe_inject_oom()
+    monkeypatch.setenv("GANCODEC_FAULT_OOM", "1")
+    with pytest.raises(torch.OutOfMemoryError):
+        faults.maybe_inject_oom()
+    monkeypatch.setenv("GANCODEC_FAULT_OOM", "0.3")
+    monkeypatch.setenv("GANCODEC_FAULT_SEED", "11")
+    hits = 0
+    for _ in range(1000):
+        try:
+            faults.maybe_inject_oom()
+        except torch.OutOfMemoryError:
+            hits += 1
+    assert 240 < hits < 360
+
+
+def test_encode_backoff_halves_tile_then_cpu(monkeypatch):
+    import torch
+
+    from gancodec import codec
+
+    calls = []
+
+    def fake_compress(pixels, **kw):
+        calls.append((kw["tile_size"], kw["device"]))
+        if len(calls) < 3:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return b"gcx"
+
+    monkeypatch.setattr(codec, "compress", fake_compress)
+    data, attempts, notes = bulk.encode_with_backoff(np.zeros((8, 8, 3), np.uint8), bulk.Settings(device="cuda", tile_size=512))
+    assert (data, attempts) == (b"gcx", 3)
+    assert calls == [(512, "cuda"), (256, "cuda"), (256, "cpu")]
+    assert len(notes) == 2
+    calls.clear()
+    monkeypatch.setattr(codec, "compress", lambda p, **kw: (_ for _ in ()).throw(MemoryError("no RAM")))
+    with pytest.raises(MemoryError):
+        bulk.encode_with_backoff(np.zeros((8, 8, 3), np.uint8), bulk.Settings())
+
+
+def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_images):
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    s = LocalStore(src)
+    for i, img in enumerate(small_images[:5]):
+        s.put(f"d/im{i}.png", _png(img))
+    s.put("bad.jpg", b"\xff\xd8\xff\xe0 truncated")
+    s.put("readme.txt", b"not an image")
+    first = bulk.run_batches(str(src), str(dst), tiny, batch_size=2)
+    assert (first.ok, first.failed, first.skipped, first.ignored) == (5, 1, 0, 1)
+    assert first.failures[0][:2] == ("bad.jpg", "data")
+    merged = pd.read_parquet(dst / "_gancodec" / "manifest.parquet")
+    assert set(merged["key"]) == {f"d/im{i}.png" for i in range(5)} | {"bad.jpg"}
+    assert (merged.set_index("key").loc["bad.jpg", "error"]).startswith(str(src))
+    assert pd.read_csv(dst / "_gancodec" / f"manifest-{first.run_id}.csv").shape[0] == 6
+
+    second = bulk.run_batches(str(src), str(dst), tiny, batch_size=2)
+    assert (second.ok, second.failed, second.skipped) == (0, 0, 6)
+
+    (dst / "d" / "im1.png.gcx").unlink()  # lost output: redone
+    s.put("d/im2.png", _png(small_images[7]))  # changed source: redone
+    third = bulk.run_batches(str(src), str(dst), tiny, batch_size=2)
+    assert (third.ok, third.skipped) == (2, 4)
+    other_rate = bulk.run_batches(str(src), str(dst), bulk.Settings(quality=2, psnr_floor=0), batch_size=8)
+    assert (other_rate.ok, other_rate.failed) == (5, 1)  # a new setting redoes everything
+
+
+def test_psnr_floor_refuses_bad_output(tmp_path, tiny, small_images):
+    src, dst = LocalStore(tmp_path / "src"), LocalStore(tmp_path / "dst")
+    src.put("a.png", _png(small_images[0]))
+    row = bulk.compress_one(src, dst, {"key": "a.png", "etag": "e"}, bulk.Settings(psnr_floor=99.0), bulk.model_id_for(tiny), "r")
+    assert (row["status"], row["error_kind"]) == ("failed", "verify")
+    assert "sanity floor" in row["error"]
+    assert not dst.exists("a.png.gcx")
+
+
+def test_s3_orphan_output_is_adopted_not_rewritten(s3_client, s3_bucket, tiny, small_images):
+    s3_client.put_bucket_versioning(Bucket=s3_bucket, VersioningConfiguration={"Status": "Enabled"})
+    src, dst = S3Store(f"s3://{s3_bucket}/in"), S3Store(f"s3://{s3_bucket}/out")
+    info = src.put("a.png", _png(small_images[2]))
+    model_id = bulk.model_id_for(tiny)
+    job = {"key": "a.png", "etag": info.etag}
+    first = bulk.compress_one(src, dst, job, tiny, model_id, "run1")
+    again = bulk.compress_one(src, dst, job, tiny, model_id, "run2")  # e.g. a retried batch
+    assert first["status"] == again["status"] == "ok"
+    assert "adopted" in again["note"] and again["psnr"] == pytest.approx(first["psnr"], abs=1e-3)
+    versions = s3_client.list_object_versions(Bucket=s3_bucket, Prefix="out/a.png.gcx")["Versions"]
+    assert len(versions) == 1
+
+
+@pytest.mark.parametrize("key", ["../evil.png", "a/../../evil.png", "..\\evil.png", "/abs.png", "x/\uff0e\uff0e\uff0fe.png"])
+def test_escaping_source_keys_are_refused(s3_client, s3_bucket, tmp_path, tiny, small_images, key):
+    s3_client.put_object(Bucket=s3_bucket, Key=key, Body=_png(small_images[0]))
+    s3_client.put_object(Bucket=s3_bucket, Key="ok.png", Body=_png(small_images[1]))
+    dst = tmp_path / "root" / "dst"
+    summary = bulk.run_batches(f"s3://{s3_bucket}/", str(dst), tiny)
+    assert (summary.ok, summary.failed) == (1, 1)
+    assert summary.failures[0][0] == key and summary.failures[0][1] == "key"
+    assert key in summary.failures[0][2] or repr(key) in summary.failures[0][2]
+    written = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.gcx"))
+    assert written == ["root/dst/ok.png.gcx"]
+
+
+def test_bulk_decompress_plain(tmp_path, tiny, small_images):
+    src, gcx, png = tmp_path / "src", tmp_path / "gcx", tmp_path / "png"
+    for i, img in enumerate(small_images[:3]):
+        LocalStore(src).put(f"p/{i}.jpg", _jpeg(img))
+    assert bulk.run_batches(str(src), str(gcx), tiny).ok == 3
+    summary = bulk._run_decompress_plain(str(gcx), str(png), realism=False, device=None, batch_size=2)
+    assert (summary.ok, summary.failed) == (3, 0)
+    out = Image.open(png / "p" / "1.jpg.png")
+    assert out.size == (small_images[1].shape[1], small_images[1].shape[0])
