@@ -106,7 +106,7 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
     for ly0, ly1, lx0, lx1 in grid.tiles():
         py0, px0 = max(0, ly0 * 16 - ENCODE_HALO), max(0, lx0 * 16 - ENCODE_HALO)
         py1, px1 = min(lh * 16, ly1 * 16 + ENCODE_HALO), min(lw * 16, lx1 * 16 + ENCODE_HALO)
-        x = _pixels(image, py0, py1, px0, px1).to(device)
+        x = _pixels(image, py0, py1, px0, px1).to(device).contiguous(memory_format=torch.channels_last)
         y = model.analysis(x, rate)
         oy, ox = ly0 - py0 // 16, lx0 - px0 // 16
         y = y[:, :, oy : oy + (ly1 - ly0), ox : ox + (lx1 - lx0)]
@@ -135,7 +135,8 @@ def synthesize(model: HyperpriorCodec, y_hat: torch.Tensor, rate: float, grid: T
     for ly0, ly1, lx0, lx1 in grid.tiles(window):
         wy0, wx0 = max(0, ly0 - DECODE_HALO), max(0, lx0 - DECODE_HALO)
         wy1, wx1 = min(lh, ly1 + DECODE_HALO), min(lw, lx1 + DECODE_HALO)
-        x_hat = model.synthesis(y_hat[:, :, wy0:wy1, wx0:wx1].to(device), rate)
+        window = y_hat[:, :, wy0:wy1, wx0:wx1].to(device).contiguous(memory_format=torch.channels_last)
+        x_hat = model.synthesis(window, rate)
         oy, ox = (ly0 - wy0) * 16, (lx0 - wx0) * 16
         py1, px1 = min(grid.height, ly1 * 16), min(grid.width, lx1 * 16)
         core = x_hat[0, :, oy : oy + py1 - ly0 * 16, ox : ox + px1 - lx0 * 16]

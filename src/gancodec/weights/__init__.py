@@ -102,7 +102,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
             ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
         except Exception as exc:
             raise ModelError(f"{p}: not a readable weights file ({exc})") from None
-        model = model_from_checkpoint(ckpt, str(p)).eval()
+        model = model_from_checkpoint(ckpt, str(p)).eval().to(memory_format=torch.channels_last)  # ~2x faster convs on CPU
         if not model.z_prior.tables_ready():
             raise ModelError(f"{p}: weights have no entropy tables; export them with gancodec.weights.export_weights")
         loaded = LoadedModel(model, LatentCoder(model), model_id_of(data), p)
