@@ -62,7 +62,7 @@ class GaussianConditional(nn.Module):
     def scale_indexes(scales: torch.Tensor) -> torch.Tensor:
         """Index of the smallest table scale >= each scale (float64 input for exactness)."""
         table = torch.from_numpy(SCALE_TABLE).to(scales.dtype)
-        return torch.bucketize(scales.clamp(SCALE_MIN, SCALE_MAX), table[:-1]).clamp_(0, len(SCALE_TABLE) - 1)
+        return torch.bucketize(scales.clamp(SCALE_MIN, SCALE_MAX).contiguous(), table[:-1]).clamp_(0, len(SCALE_TABLE) - 1)
 
     @staticmethod
     def snap_means(means: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,71 @@
+"""gancodec's own rate-distortion sweep, and curve-vs-curve comparisons at equal bpp.
+
+Rates come from real ``.gcx`` bytes; each quality setting is averaged over the images (bpp and
+PSNR separately), as CompressAI's published curves are.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Mapping
+
+import numpy as np
+import pandas as pd
+
+from . import metrics
+
+
+def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weights=None,
+             with_ms_ssim: bool = True, progress=None) -> pd.DataFrame:
+    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s."""
+    from .. import compress, decompress
+
+    rows = []
+    for name, img in images.items():
+        h, w = img.shape[:2]
+        for q in qualities:
+            t0 = time.perf_counter()
+            data = compress(img, quality=float(q), device=device, weights=weights)
+            t1 = time.perf_counter()
+            out = np.asarray(decompress(data, device=device, weights=weights))
+            t2 = time.perf_counter()
+            ref, rec = (img, out) if img.ndim == 3 else (img[:, :, None], out[:, :, None])
+            rows.append({"image": name, "quality": float(q), "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
+                         "psnr": metrics.psnr(ref, rec),
+                         "ms_ssim": metrics.ms_ssim(ref, rec) if with_ms_ssim else np.nan,
+                         "encode_s": t1 - t0, "decode_s": t2 - t1})
+            if progress:
+                progress()
+    return pd.DataFrame(rows)
+
+
+def rd_curve(df: pd.DataFrame, key: str = "quality") -> pd.DataFrame:
+    """Mean of every metric per setting, sorted by bpp."""
+    return df.drop(columns=["image"]).groupby(key, as_index=False).mean().sort_values("bpp", ignore_index=True)
+
+
+def psnr_at(bpp: np.ndarray, curve_bpp: np.ndarray, curve_psnr: np.ndarray) -> np.ndarray:
+    """A curve's PSNR at given bpps (linear in log bpp; NaN outside the curve's range)."""
+    order = np.argsort(curve_bpp)
+    x, y = np.log(np.asarray(curve_bpp, float)[order]), np.asarray(curve_psnr, float)[order]
+    q = np.log(np.asarray(bpp, float))
+    out = np.interp(q, x, y)
+    out[(q < x[0]) | (q > x[-1])] = np.nan
+    return out
+
+
+def margin_over(ours_bpp, ours_psnr, other_bpp, other_psnr, lo: float = 0.15, hi: float = 1.0,
+                points: int = 50) -> dict:
+    """Our PSNR minus the other curve's at equal bpp, on a log grid over [lo, hi].
+
+    ``min_db`` > 0 means we beat it at every rate in the range; ``covered`` says whether both
+    curves span the whole range (else the comparison is partial and says so).
+    """
+    grid = np.exp(np.linspace(np.log(lo), np.log(hi), points))
+    gap = psnr_at(grid, ours_bpp, ours_psnr) - psnr_at(grid, other_bpp, other_psnr)
+    ok = ~np.isnan(gap)
+    if not ok.any():
+        return {"min_db": float("nan"), "mean_db": float("nan"), "worst_bpp": float("nan"), "covered": False}
+    worst = int(np.nanargmin(gap))
+    return {"min_db": float(np.nanmin(gap)), "mean_db": float(np.nanmean(gap)), "worst_bpp": float(grid[worst]),
+            "covered": bool(ok.all())}
