@@ -76,8 +76,8 @@ def _is_oom(exc: BaseException) -> bool:
 
 def with_backoff(step: Callable[[int, torch.device], T], tile_size: int, device: torch.device) -> T:
     """Run ``step(tile_size, device)``; on OOM halve the tile (down to 128), then move to CPU."""
-    plan = []
-    t = tile_size
+    plan = [(tile_size, device)]
+    t = tile_size // 2
     while t >= MIN_TILE:
         plan.append((t, device))
         t //= 2
