@@ -30,7 +30,7 @@ def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weight
             out = np.asarray(decompress(data, device=device, weights=weights))
             t2 = time.perf_counter()
             ref, rec = (img, out) if img.ndim == 3 else (img[:, :, None], out[:, :, None])
-            rows.append({"image": name, "quality": float(q), "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
+            rows.append({"image": name, "codec": "gancodec", "setting": float(q), "quality": float(q), "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
                          "psnr": metrics.psnr(ref, rec),
                          "ms_ssim": metrics.ms_ssim(ref, rec) if with_ms_ssim else np.nan,
                          "encode_s": t1 - t0, "decode_s": t2 - t1})
@@ -41,7 +41,8 @@ def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weight
 
 def rd_curve(df: pd.DataFrame, key: str = "quality") -> pd.DataFrame:
     """Mean of every metric per setting, sorted by bpp."""
-    return df.drop(columns=["image"]).groupby(key, as_index=False).mean().sort_values("bpp", ignore_index=True)
+    numeric = df.drop(columns=[c for c in ("image", "codec") if c in df])
+    return numeric.groupby(key, as_index=False).mean().sort_values("bpp", ignore_index=True)
 
 
 def psnr_at(bpp: np.ndarray, curve_bpp: np.ndarray, curve_psnr: np.ndarray) -> np.ndarray:

@@ -48,3 +48,14 @@ class GainUnits(nn.Module):
         lo = rate.floor().long().clamp(max=self.num_rates - 2)
         t = rate - lo.double()
         return torch.exp((1 - t) * logs[lo] + t * logs[lo + 1]).float()
+
+    def rate_of_lambda(self, lmbda: float) -> float:
+        """The fractional rate point whose interpolated lambda is ``lmbda`` (log-linear)."""
+        logs = [math.log(l) for l in self.lambdas]
+        x = math.log(lmbda)
+        if not logs[0] <= x <= logs[-1]:
+            raise ValueError(f"lambda {lmbda} is outside this model's range {self.lambdas[0]}..{self.lambdas[-1]}")
+        for i in range(len(logs) - 1):
+            if x <= logs[i + 1]:
+                return i + (x - logs[i]) / (logs[i + 1] - logs[i])
+        return float(len(logs) - 1)

@@ -24,6 +24,7 @@ class TrainConfig:
     log_every: int = 50
     rate_min: float = 0.0  # rate points sampled uniformly in [rate_min, rate_max] (of the gain units)
     rate_max: float = -1.0  # -1 = the highest rate point
+    lmbda: float | None = None  # train one rate only: the gain-unit position of this lambda (overrides rate_min/max)
     amp: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile the model (GPU)
     model: dict = field(default_factory=lambda: {})  # ModelConfig overrides when training from scratch

@@ -71,7 +71,9 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     if ckpt is not None and "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
     forward = torch.compile(model) if cfg.compile else model
-    rate_max = model.num_rates - 1 if cfg.rate_max < 0 else cfg.rate_max
+    rate_min, rate_max = cfg.rate_min, (model.num_rates - 1 if cfg.rate_max < 0 else cfg.rate_max)
+    if cfg.lmbda is not None:
+        rate_min = rate_max = model.gain.rate_of_lambda(cfg.lmbda)
     sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
     log({"event": "start", "origin": origin, "device": str(device), "images": len(sampler.images),
          "params": sum(p.numel() for p in model.parameters())})
@@ -91,7 +93,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         x = sampler.batch(cfg.batch_size).to(device, non_blocking=True)
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
-        rate = torch.empty(cfg.batch_size).uniform_(cfg.rate_min, rate_max)
+        rate = torch.empty(cfg.batch_size).uniform_(rate_min, rate_max)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             out_ = forward(x, rate.to(device))
         rd = rate_distortion(out_, x, model.gain.lmbda(rate))

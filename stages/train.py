@@ -1,0 +1,55 @@
+"""DVC stage `train`: stage-1 rate-distortion training on the split's train list.
+
+Reads params.yaml `train` (profile-aware), logs loss/bpp/PSNR per step with dvclive, keeps a
+resumable checkpoint in --run (persisted by DVC), and exports the weights + model card to --out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from dvclive import Live
+
+from gancodec.params import stage_params
+from gancodec.train import TrainConfig, train
+from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
+from gancodec.weights import SHIPPED_WEIGHTS, export_weights
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--train-list", required=True, help="CSV with a `path` column (from the split stage)")
+    p.add_argument("--run", required=True, help="checkpoint folder (resumable)")
+    p.add_argument("--out", required=True, help="exported weights file")
+    p.add_argument("--live", default="dvclive/train")
+    a = p.parse_args()
+    prm = stage_params("params.yaml", "train")
+    init = {"shipped": str(SHIPPED_WEIGHTS), "scratch": None}.get(prm["init_from"], prm["init_from"])
+    cfg = TrainConfig(data_dirs=[a.train_list], out_dir=a.run, init_from=init, steps=int(prm["steps"]),
+                      max_seconds=float(prm.get("max_seconds", 0)), batch_size=int(prm["batch_size"]),
+                      crop=int(prm["crop"]), lr=float(prm["lr"]), seed=int(prm.get("seed", 0)),
+                      lmbda=prm.get("lambda"), checkpoint_every_s=float(prm.get("checkpoint_every_s", 300)),
+                      log_every=int(prm.get("log_every", 10)), threads=int(prm.get("threads", 0)))
+    with Live(a.live, report=None, dvcyaml=None) as live:
+        def log(rec: dict) -> None:
+            if "step" in rec and "loss" in rec:
+                for key in ("loss", "bpp", "psnr"):
+                    live.log_metric(f"train/{key}", rec[key])
+                live.step = rec["step"]
+                live.next_step()
+            else:
+                print(json.dumps(rec), flush=True)
+
+        weights = train(cfg, log=log)
+        ckpt = load_checkpoint(weights)
+        digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
+        Path(a.out).with_suffix(".json").write_text(json.dumps(
+            {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm["init_from"],
+             "profile": prm["profile"], "train": cfg.to_dict()}, indent=2) + "\n")
+        live.log_metric("final/steps", int(ckpt.get("step", 0)), plot=False)
+
+
+if __name__ == "__main__":
+    main()
