@@ -26,7 +26,7 @@ def load_test_images(source: str | Path, limit: int | None = None) -> dict[str, 
         paths = sorted(p for p in src.rglob("*") if p.suffix.lower() in {".png", ".jpg", ".jpeg"})
     elif src.suffix == ".csv":
         with open(src, newline="") as fh:
-            paths = [Path(row["path"]) for row in csv.DictReader(fh)]
+            paths = [Path(row.get("clean_path") or row["path"]) for row in csv.DictReader(fh)]
     else:
         raise DataError(f"{src}: test set must be a folder of images or a CSV with a 'path' column")
     paths = paths[:limit] if limit else paths

@@ -13,7 +13,7 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
 
 
 def list_images(sources: list[str]) -> list[Path]:
-    """Image paths from folders (recursively) or from CSV files with a ``path`` column."""
+    """Image paths from folders (recursively) or from CSV lists (``clean_path`` column, else ``path``)."""
     paths: list[Path] = []
     for src in sources:
         p = Path(src)
@@ -21,7 +21,7 @@ def list_images(sources: list[str]) -> list[Path]:
             paths += sorted(q for q in p.rglob("*") if q.suffix.lower() in IMAGE_SUFFIXES)
         elif p.suffix.lower() == ".csv":
             with open(p, newline="") as fh:
-                paths += [Path(row["path"]) for row in csv.DictReader(fh)]
+                paths += [Path(row.get("clean_path") or row["path"]) for row in csv.DictReader(fh)]
         else:
             raise FileNotFoundError(f"training source {src!r} is neither a folder nor a CSV list")
     if not paths:
