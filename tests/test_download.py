@@ -259,3 +259,30 @@ def test_repo_params_pin_every_mirror_file():
     for name in ("kodak", "cid22_photos", "clic2025_valid"):
         sums = parse_sha256sums((mirror / name / "SHA256SUMS").read_text())
         assert dict(sources[name].files) == sums, name
+
+
+def test_s3_mirror_through_a_local_moto_server(tmp_path, monkeypatch):
+    """An s3:// mirror (real S3 API on loopback via AWS_ENDPOINT_URL); missing keys fall back."""
+    boto3 = pytest.importorskip("boto3")
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for key, value in {"AWS_ENDPOINT_URL": f"http://{host}:{port}", "AWS_ACCESS_KEY_ID": "test",
+                           "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(key, value)
+        s3 = boto3.client("s3")
+        s3.create_bucket(Bucket="mirror")
+        files = {"a.png": os.urandom(3000), "b.png": os.urandom(4000)}
+        s3.put_object(Bucket="mirror", Key="datasets/set/a.png", Body=files["a.png"])
+        local = tmp_path / "fallback"
+        local.mkdir()
+        (local / "b.png").write_bytes(files["b.png"])  # not in the bucket: taken from the source url
+        sources = _sources(url=str(local), files={k: sha(v) for k, v in files.items()})
+        rows = download_sources(sources, tmp_path / "raw", take={"set": "all"}, mirror="s3://mirror/datasets",
+                                cache_dir=tmp_path / "cache", progress=False)
+        assert [r["origin"] for r in rows] == ["s3://mirror/datasets/set/a.png", str(local / "b.png")]
+        assert (tmp_path / "raw" / "set" / "a.png").read_bytes() == files["a.png"]
+    finally:
+        server.stop()
