@@ -1,0 +1,86 @@
+"""Bjøntegaard delta rate and delta PSNR between two rate-distortion curves.
+
+The field's recipe (VCEG-M33, with the piecewise cubic interpolation JVET's CTC spreadsheets
+and the ``bjontegaard`` package use instead of the original cubic polynomial fit):
+
+* BD-rate: interpolate log10(rate) as a function of quality on each curve with a monotone
+  piecewise cubic (``scipy.interpolate.PchipInterpolator``), integrate both over the quality
+  range the curves share, and turn the mean log-rate gap into a percentage:
+  ``(10 ** mean_gap - 1) * 100``. Negative means the test codec needs fewer bits.
+* BD-PSNR: interpolate quality as a function of log10(rate) the same way, over the shared
+  log-rate range; positive means the test codec is better.
+
+Points may come in any order: each curve is sorted along the axis being integrated over, and
+points that share that coordinate are averaged (pchip needs strictly increasing abscissae).
+Curves that do not overlap raise ``ValueError``: there is nothing to compare, and
+extrapolating would invent numbers.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+from scipy.interpolate import PchipInterpolator
+
+
+def _curve(rate: Sequence[float], quality: Sequence[float], name: str) -> tuple[np.ndarray, np.ndarray]:
+    r = np.asarray(rate, dtype=np.float64).ravel()
+    q = np.asarray(quality, dtype=np.float64).ravel()
+    if r.shape != q.shape:
+        raise ValueError(f"{name}: {r.size} rates but {q.size} quality values")
+    if not (np.all(np.isfinite(r)) and np.all(np.isfinite(q))):
+        raise ValueError(f"{name}: rates and quality values must be finite (an inf PSNR is a lossless point; drop it)")
+    if np.any(r <= 0):
+        raise ValueError(f"{name}: rates must be positive for a log-rate curve")
+    return np.log10(r), q
+
+
+def _interpolant(x: np.ndarray, y: np.ndarray, name: str) -> PchipInterpolator:
+    """Pchip of y(x) after sorting by x and averaging y over repeated x."""
+    xs, inverse = np.unique(x, return_inverse=True)
+    ys = np.bincount(inverse, weights=y) / np.bincount(inverse)
+    if xs.size < 2:
+        raise ValueError(f"{name}: need at least 2 distinct points, got {xs.size}")
+    return PchipInterpolator(xs, ys)
+
+
+def _mean_gap(x_a: np.ndarray, y_a: np.ndarray, x_t: np.ndarray, y_t: np.ndarray, axis: str) -> float:
+    """Mean of (y_test - y_anchor) over the shared x range, both as pchip curves y(x)."""
+    f_a, f_t = _interpolant(x_a, y_a, "anchor"), _interpolant(x_t, y_t, "test")
+    lo, hi = max(x_a.min(), x_t.min()), min(x_a.max(), x_t.max())
+    if not hi > lo:
+        raise ValueError(
+            f"curves do not overlap in {axis}: anchor spans [{x_a.min():.4g}, {x_a.max():.4g}], "
+            f"test spans [{x_t.min():.4g}, {x_t.max():.4g}]"
+        )
+    return float((f_t.integrate(lo, hi) - f_a.integrate(lo, hi)) / (hi - lo))
+
+
+def bd_rate(
+    anchor_rate: Sequence[float],
+    anchor_psnr: Sequence[float],
+    test_rate: Sequence[float],
+    test_psnr: Sequence[float],
+) -> float:
+    """BD-rate of the test curve against the anchor, in percent (negative = fewer bits).
+
+    Any rate unit works (bpp, bytes) as long as both curves use it; any quality in dB works
+    (PSNR, MS-SSIM dB).
+    """
+    lr_a, q_a = _curve(anchor_rate, anchor_psnr, "anchor")
+    lr_t, q_t = _curve(test_rate, test_psnr, "test")
+    gap = _mean_gap(q_a, lr_a, q_t, lr_t, "quality")
+    return (10.0**gap - 1.0) * 100.0
+
+
+def bd_psnr(
+    anchor_rate: Sequence[float],
+    anchor_psnr: Sequence[float],
+    test_rate: Sequence[float],
+    test_psnr: Sequence[float],
+) -> float:
+    """BD-PSNR of the test curve against the anchor, in dB (positive = better quality)."""
+    lr_a, q_a = _curve(anchor_rate, anchor_psnr, "anchor")
+    lr_t, q_t = _curve(test_rate, test_psnr, "test")
+    return _mean_gap(lr_a, q_a, lr_t, q_t, "log-rate")
