@@ -42,12 +42,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="demo-out")
     a = p.parse_args(argv)
 
-    console = Console()
+    console = Console(width=None if Console().is_terminal else 110)
     out = Path(a.out)
     lm = load_model()
     console.print(f"gancodec demo: weights {lm.path.name} (model id {lm.model_id[:12]}...), output in {out}/")
     table = Table(title="gancodec on bundled sample images (real file bytes)")
-    for col in ("file", "size", "bytes", "bpp", "PSNR dB", "encode s", "decode s", "JPEG PSNR @ same bpp"):
+    for col in ("file", "size", "bytes", "bpp", "PSNR dB", "encode s", "decode s", "JPEG PSNR @ bpp"):
         table.add_column(col, justify="left" if col == "file" else "right")
     with console.status("compressing...") as status:
         for name, img in sample_images().items():
