@@ -45,12 +45,31 @@ def _data_hashes(dirs: list[str]) -> dict[str, str]:
     return out
 
 
+def dvc_lock_entry(checkpoint: str, lock_path: str | Path = "dvc.lock") -> dict | None:
+    """The dvc.lock entry of the stage whose outs hold ``checkpoint`` (data hashes, params, command)."""
+    lock = Path(lock_path)
+    if not lock.exists():
+        return None
+    import yaml
+
+    stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    target = Path(checkpoint).resolve()
+    for name, entry in stages.items():
+        for out in entry.get("outs", []):
+            root = (lock.parent / out["path"]).resolve()
+            if target == root or root in target.parents:
+                return {"stage": name, "lock_sha256": hashlib.sha256(lock.read_bytes()).hexdigest(), **entry}
+    return None
+
+
 def render_markdown(card: dict) -> str:
     lines = [f"# Model card: {card['name']}", "", card["summary"], "",
              "| field | value |", "|---|---|"]
-    for key in ("sha256", "model_id", "steps", "wall_time", "hardware", "git_rev", "created", "dvc_lock"):
+    for key in ("sha256", "model_id", "steps", "wall_time", "hardware", "git_rev", "created"):
         if card.get(key) is not None:
             lines.append(f"| {key} | `{card[key]}` |")
+    lock = card.get("dvc_lock")
+    lines.append(f"| dvc.lock | {'stage `' + lock['stage'] + '`, lock sha256 `' + lock['lock_sha256'][:16] + '`' if lock else 'not made by `dvc repro` (see notes)'} |")
     lines += ["", "## Architecture", "", "```json", json.dumps(card["model_config"], indent=2), "```",
               "", "## Training", "", "```json", json.dumps(card.get("train_config", {}), indent=2), "```",
               "", "## Data", ""]
@@ -93,7 +112,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
         "wall_time": wall_time,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "dvc_lock": None,
+        "dvc_lock": dvc_lock_entry(checkpoint),
         "kodak": kodak,
         "notes": notes,
     }
