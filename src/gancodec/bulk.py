@@ -895,6 +895,9 @@ def finish_decompress(dst: str | Store, run_id: str, rows: Sequence[Mapping[str,
 def _prefect_env() -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("DO_NOT_TRACK", "1")
+    # a fresh PREFECT_HOME migrates its database on first start: on a busy 2-core machine that
+    # takes well over Prefect's 20 s default, and the run would die before doing anything
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
 
 
 def _load_flow_module(name: str):

@@ -143,7 +143,10 @@ def cmd_bulk(a: argparse.Namespace) -> int:
         from .bulk import run_cli
     except ImportError:
         raise _Fail("bulk: the bulk-compression module is not installed in this build") from None
-    return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device, batch_size=a.batch_size)
+    try:
+        return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device, batch_size=a.batch_size)
+    except RuntimeError as exc:  # Prefect could not start its ephemeral server, and the like
+        raise _Fail(f"bulk: {exc}") from None
 
 
 def _error(msg: str) -> None:
