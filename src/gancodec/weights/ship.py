@@ -77,10 +77,17 @@ def render_markdown(card: dict) -> str:
     lines += ["", "## Kodak (24 images, real file bytes)", ""]
     kodak = card.get("kodak")
     if kodak:
-        lines += ["| quality | bpp | PSNR (dB) | MS-SSIM | WebP PSNR at that bpp |", "|---|---|---|---|---|"]
+        def num(v, fmt: str) -> str:
+            return "n/a" if v is None else format(v, fmt)
+
+        lines += ["| quality | bpp | PSNR (dB) | MS-SSIM | WebP PSNR at that bpp (measured here) |", "|---|---|---|---|---|"]
         for row in kodak["rows"]:
-            lines.append(f"| {row['quality']} | {row['bpp']:.3f} | {row['psnr']:.2f} | {row.get('ms_ssim', float('nan')):.4f} "
-                         f"| {row.get('webp_psnr', float('nan')):.2f} |")
+            lines.append(f"| {row['quality']:g} | {row['bpp']:.3f} | {row['psnr']:.2f} | {num(row.get('ms_ssim'), '.4f')} "
+                         f"| {num(row.get('webp_psnr'), '.2f')} |")
+        m = kodak.get("margin_vs_webp_here")
+        if m:
+            lines += ["", f"PSNR margin over WebP at equal bpp, 0.15-1.0 bpp: min {m['min_db']:+.2f} dB "
+                          f"(at {m['worst_bpp']:.3f} bpp), mean {m['mean_db']:+.2f} dB."]
         lines += ["", f"Command: `{kodak['command']}`"]
     else:
         lines.append("Not measured yet.")
