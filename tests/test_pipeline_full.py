@@ -46,6 +46,7 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     assert sorted(rd[rd.codec == "gancodec"].setting.unique()) == [2.0, 6.0]
     report = (repo / "reports/report/README.md").read_text()
     assert report.startswith("# gancodec report") and "BD-rate" in report and (repo / "reports/report/rd_psnr.png").is_file()
+    assert "crops.png" in report and (repo / "reports/report/crops.png").is_file()
 
     again = _dvc(repo, "repro")
     assert "Running stage" not in again, again

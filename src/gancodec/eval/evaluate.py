@@ -70,5 +70,47 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
         "bd_rate_ms_ssim": {a: {c: _bd(curves, a, c, "ms_ssim") for c in sorted(set(curves.codec)) if c != a} for a in anchors},
         "gancodec": curves[curves.codec == "gancodec"][["setting", "bpp", "psnr", "ms_ssim"]].to_dict("records"),
     }
+    first = next(iter(images))
+    summary["side_by_side"] = {"image": first, "panels": side_by_side(images[first], out / "crops.png", weights=weights)}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary
+
+
+def side_by_side(img: np.ndarray, path: str | Path, *, weights: str | None, target_bpp: float = 0.3,
+                 codecs: Sequence[str] = ("jpeg420", "webp", "avifenc"), size: int = 192) -> list[dict]:
+    """A PNG of the same crop decoded by gancodec and by each classical codec at <= the same bpp.
+
+    gancodec is set to ``target_bpp`` (bisection on real bytes); each classical codec gets its
+    highest quality whose file is no larger than ours. Returns one dict per panel.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .. import compress, decompress
+    from . import metrics
+
+    h, w = img.shape[:2]
+    data = compress(img, bpp=target_bpp, weights=weights)
+    ours_bpp = metrics.bpp(len(data), h, w)
+    panels = [("original", img, None), ("gancodec", np.asarray(decompress(data, weights=weights)), ours_bpp)]
+    for name in codecs:
+        codec = baselines.get_codec(name)
+        if not codec.available()[0]:
+            continue
+        m = baselines.match_bpp(codec, img, ours_bpp)
+        panels.append((name, codec.decode(codec.encode(img, m.setting)), m.bpp))
+    y0, x0 = max(0, (h - size) // 2), max(0, (w - size) // 2)
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 3), dpi=110)
+    info = []
+    for ax, (name, dec, rate) in zip(axes, panels):
+        ax.imshow(dec[y0 : y0 + size, x0 : x0 + size], interpolation="nearest")
+        ax.set_axis_off()
+        label = name if rate is None else f"{name}\n{rate:.3f} bpp, {metrics.psnr(img, dec):.2f} dB"
+        ax.set_title(label, fontsize=8)
+        info.append({"codec": name, "bpp": rate, "psnr": None if rate is None else metrics.psnr(img, dec)})
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return info

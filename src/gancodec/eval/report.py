@@ -56,6 +56,13 @@ def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFram
               "| codec | setting | bpp | PSNR (dB) | MS-SSIM | encode s | decode s |", "|---|---|---|---|---|---|---|"]
     for r in curves.sort_values(["codec", "bpp"]).itertuples():
         lines.append(f"| {r.codec} | {r.setting} | {r.bpp:.3f} | {r.psnr:.2f} | {r.ms_ssim:.4f} | {r.encode_s:.3f} | {r.decode_s:.3f} |")
+    if (ev / "crops.png").exists():
+        import shutil
+
+        shutil.copy(ev / "crops.png", out / "crops.png")
+        lines += ["", f"## Side by side at equal bpp ({summary.get('side_by_side', {}).get('image', '')}, centre crop)", "",
+                  "![crops](crops.png)", "",
+                  "gancodec at ~0.3 bpp; each other codec at its highest quality whose file is no larger."]
     lines += ["", "## BD-rate (PSNR), percent", ""]
     for anchor, vals in bd.items():
         lines.append(f"- against **{anchor}**: " + ", ".join(f"{c} {_fmt(v)}" for c, v in vals.items()))
