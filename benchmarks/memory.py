@@ -79,7 +79,10 @@ def main() -> None:
         rows = {"gancodec": ours}
         if have_avif:
             with tempfile.TemporaryDirectory() as tmp:
-                rows["avifenc"] = avif_job(h, w, Path(tmp))
+                try:
+                    rows["avifenc"] = avif_job(h, w, Path(tmp))
+                except RuntimeError as exc:
+                    print(f"      avifenc baseline failed at {w}x{h}: {exc}".replace("\n", " "))
         for name, r in rows.items():
             mpx = h * w / 1e6
             print(f"{mpx:5.1f} {name:<9} {r['encode_s']:7.2f} {r['decode_s']:7.2f} {mpx / r['encode_s']:8.2f} "
