@@ -91,7 +91,7 @@ def main() -> None:
             o, v = rows["gancodec"], rows["avifenc"]
             print(f"      ratio gancodec/avifenc: encode x{o['encode_s'] / v['encode_s']:.2f}, "
                   f"decode x{o['decode_s'] / v['decode_s']:.2f}, peak RAM x{o['peak_mib'] / v['peak_mib']:.2f}")
-        else:
+        elif not have_avif:
             print("      avifenc/avifdec not installed: baseline skipped (scripts/install_codecs.sh)")
 
 
