@@ -110,8 +110,7 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
         y = model.analysis(x, rate)
         oy, ox = ly0 - py0 // 16, lx0 - px0 // 16
         y = y[:, :, oy : oy + (ly1 - ly0), ox : ox + (lx1 - lx0)]
-        data, _ = coder.encode(y, model.h_a)
-        payloads.append(data)
+        payloads.append(coder.encode(y, model.h_a))
     return payloads
 
 

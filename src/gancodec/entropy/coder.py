@@ -27,6 +27,17 @@ _Categorical = constriction.stream.model.Categorical
 _Y_TAILS = np.array([tail_for_scale(float(s)) for s in SCALE_TABLE], dtype=np.int64)
 
 
+def _scale_groups(indexes: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(scale index, flat positions) in ascending index order, positions in raster order.
+
+    This is the symbol order of a tile's y sub-stream; the encoder and decoder both use it.
+    """
+    flat = indexes.ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.flatnonzero(np.diff(flat[order])) + 1
+    return [(int(flat[g[0]]), g) for g in np.split(order, bounds) if g.size]
+
+
 class LatentCoder:
     """Turns a tile's gained latent ``y`` (1, M, h, w) into bytes and back.
 
@@ -58,8 +69,8 @@ class LatentCoder:
         return indexes, GaussianConditional.snap_means(means)
 
     @torch.no_grad()
-    def encode(self, y: torch.Tensor, hyper_analysis=None) -> tuple[bytes, torch.Tensor]:
-        """Code ``y`` (1, M, h, w); return the sub-stream and the decoder's y_hat (float32, CPU).
+    def encode(self, y: torch.Tensor, hyper_analysis=None) -> bytes:
+        """Code ``y`` (1, M, h, w) into a tile sub-stream.
 
         ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
         """
@@ -77,16 +88,10 @@ class LatentCoder:
         z_sym = z_hat[0].numpy().astype(np.int32) + Z_TAIL
         for c, model in enumerate(self._z_models):
             encoder.encode(np.ascontiguousarray(z_sym[c].ravel()), model)
-        flat_idx, flat_q = indexes.ravel(), (q + tails).ravel()
-        order = np.argsort(flat_idx, kind="stable")
-        sorted_idx = flat_idx[order]
-        bounds = np.flatnonzero(np.diff(sorted_idx)) + 1
-        for group in np.split(order, bounds):
-            if group.size:
-                encoder.encode(flat_q[group].astype(np.int32), self._y_model(int(flat_idx[group[0]])))
-        words = encoder.get_compressed().astype("<u4")
-        y_hat = (torch.from_numpy(q).to(torch.float64).unsqueeze(0) + means).float()
-        return words.tobytes(), y_hat
+        flat_q = (q + tails).ravel()
+        for k, group in _scale_groups(indexes):
+            encoder.encode(flat_q[group].astype(np.int32), self._y_model(k))
+        return encoder.get_compressed().astype("<u4").tobytes()
 
     @torch.no_grad()
     def decode(self, data: bytes, h: int, w: int, channels_z: int) -> torch.Tensor:
@@ -100,14 +105,9 @@ class LatentCoder:
             z = np.stack([decoder.decode(model, hz * wz) for model in self._z_models]).reshape(1, channels_z, hz, wz)
             z_hat = torch.from_numpy(z.astype(np.int64) - Z_TAIL).to(torch.float64)
             indexes, means = self._entropy_params(z_hat, h, w)
-            flat_idx = indexes.ravel()
-            order = np.argsort(flat_idx, kind="stable")
-            bounds = np.flatnonzero(np.diff(flat_idx[order])) + 1
-            flat_q = np.empty(flat_idx.size, dtype=np.int64)
-            for group in np.split(order, bounds):
-                if group.size:
-                    k = int(flat_idx[group[0]])
-                    flat_q[group] = decoder.decode(self._y_model(k), group.size).astype(np.int64) - _Y_TAILS[k]
+            flat_q = np.empty(indexes.size, dtype=np.int64)
+            for k, group in _scale_groups(indexes):
+                flat_q[group] = decoder.decode(self._y_model(k), group.size).astype(np.int64) - _Y_TAILS[k]
         except (ValueError, RuntimeError, OverflowError, AssertionError) as exc:  # constriction asserts on invalid data
             raise BitstreamError(f"tile payload cannot be entropy-decoded ({exc})") from None
         q = torch.from_numpy(flat_q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0)
