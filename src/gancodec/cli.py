@@ -55,53 +55,16 @@ def _progress(total: int):
                     transient=True, disable=total < 2 or not sys.stderr.isatty())
 
 
-def cmd_compress(a: argparse.Namespace) -> int:
-    from .codec import compress
-    from .fsutil import atomic_write_bytes
-
-    jobs = _outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True)
+def _run_jobs(jobs: list[tuple[Path, Path]], label: str, one) -> int:
+    """Run ``one(src, dst)`` per job with a progress bar; report each failure on one line, go on."""
     failed = 0
     with _progress(len(jobs)) as progress:
-        task = progress.add_task("compressing", total=len(jobs))
+        task = progress.add_task(label, total=len(jobs))
         for src, dst in jobs:
             try:
-                t = time.perf_counter()
-                data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size)
-                atomic_write_bytes(dst, data)
-                if a.verbose:
-                    progress.console.print(f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s")
-            except GancodecError as exc:
-                failed += 1
-                _error(str(exc))
-            progress.advance(task)
-    if failed and len(jobs) > 1:
-        _error(f"{failed} of {len(jobs)} files failed")
-    return 1 if failed else 0
-
-
-def cmd_decompress(a: argparse.Namespace) -> int:
-    from .codec import decompress
-    from .data.imageio import save_image
-
-    import numpy as np
-
-    jobs = _outputs(_collect(a.inputs, {".gcx"}), a.output, Path(a.output).suffix.lower() or ".png", single_ok=True)
-    if len(jobs) > 1 or Path(a.output).is_dir() or not Path(a.output).suffix:
-        jobs = [(s, d.with_suffix(".png")) for s, d in jobs]
-    failed = 0
-    with _progress(len(jobs)) as progress:
-        task = progress.add_task("decompressing", total=len(jobs))
-        for src, dst in jobs:
-            try:
-                try:
-                    data = src.read_bytes()
-                except OSError as exc:
-                    raise _Fail(f"{src}: cannot read ({exc.strerror})") from None
-                try:
-                    img = decompress(data, realism=a.realism, device=a.device)
-                except GancodecError as exc:
-                    raise _Fail(f"{src}: {exc}") from None
-                save_image(np.asarray(img)[..., None] if img.mode == "L" else np.asarray(img), dst)
+                message = one(src, dst)
+                if message:
+                    progress.console.print(message)
             except (_Fail, GancodecError) as exc:
                 failed += 1
                 _error(str(exc))
@@ -109,6 +72,43 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     if failed and len(jobs) > 1:
         _error(f"{failed} of {len(jobs)} files failed")
     return 1 if failed else 0
+
+
+def cmd_compress(a: argparse.Namespace) -> int:
+    from .codec import compress
+    from .fsutil import atomic_write_bytes
+
+    def one(src: Path, dst: Path) -> str | None:
+        t = time.perf_counter()
+        data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size)
+        atomic_write_bytes(dst, data)
+        return f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s" if a.verbose else None
+
+    return _run_jobs(_outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True), "compressing", one)
+
+
+def cmd_decompress(a: argparse.Namespace) -> int:
+    import numpy as np
+
+    from .codec import decompress
+    from .data.imageio import save_image
+
+    jobs = _outputs(_collect(a.inputs, {".gcx"}), a.output, Path(a.output).suffix.lower() or ".png", single_ok=True)
+    if len(jobs) > 1 or Path(a.output).is_dir() or not Path(a.output).suffix:
+        jobs = [(s, d.with_suffix(".png")) for s, d in jobs]
+
+    def one(src: Path, dst: Path) -> None:
+        try:
+            data = src.read_bytes()
+        except OSError as exc:
+            raise _Fail(f"{src}: cannot read ({exc.strerror})") from None
+        try:
+            img = decompress(data, realism=a.realism, device=a.device)
+        except GancodecError as exc:
+            raise _Fail(f"{src}: {exc}") from None
+        save_image(np.asarray(img)[..., None] if img.mode == "L" else np.asarray(img), dst)
+
+    return _run_jobs(jobs, "decompressing", one)
 
 
 def cmd_info(a: argparse.Namespace) -> int:
