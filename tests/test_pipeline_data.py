@@ -50,8 +50,8 @@ def _dvc(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-@pytest.mark.slow
-def test_dvc_repro_split_on_ci_profile(tmp_path):
+def ci_repo(tmp_path: Path) -> tuple[Path, dict]:
+    """A temp copy of the pipeline on the ci profile, its mirror a tiny made-up one; (repo, params)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for rel in ("dvc.yaml", "params.yaml", ".dvcignore"):
@@ -67,6 +67,12 @@ def test_dvc_repro_split_on_ci_profile(tmp_path):
         params["download"]["sources"][source]["files"] = entries
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     _dvc(repo, "init", "--no-scm", "-q")
+    return repo, params
+
+
+@pytest.mark.slow
+def test_dvc_repro_split_on_ci_profile(tmp_path):
+    repo, _ = ci_repo(tmp_path)
 
     out = _dvc(repo, "repro", "split")
     table = pd.read_csv(repo / "data/validation/files.csv").set_index("path")

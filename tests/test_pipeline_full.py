@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-import shutil
-from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_data import REPO, _dvc, _mirror
+from test_pipeline_data import _dvc, ci_repo
 
 
 @pytest.mark.slow
 def test_dvc_repro_ci_profile_end_to_end(tmp_path):
-    repo = tmp_path / "repo"
-    repo.mkdir()
-    for rel in ("dvc.yaml", "params.yaml", ".dvcignore"):
-        shutil.copy(REPO / rel, repo / rel)
-    for rel in ("stages", "src"):
-        shutil.copytree(REPO / rel, repo / rel, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    files = _mirror(tmp_path / "mirror")
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    params["profile"] = "ci"
-    params["download"]["mirror"] = str(tmp_path / "mirror")
-    params["download"]["profiles"]["ci"]["take"] = {"kodak": 2, "cid22_photos": 4}
-    for source, entries in files.items():
-        params["download"]["sources"][source]["files"] = entries
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _dvc(repo, "init", "--no-scm", "-q")
+    repo, params = ci_repo(tmp_path)
 
     out = _dvc(repo, "repro")
     for stage in ("download", "validate", "split", "train", "evaluate", "report"):
