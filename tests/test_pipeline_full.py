@@ -28,8 +28,13 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     sizes = {"kodim01": 512 * 512, "kodim02": 400 * 600}
     assert (rd.bpp == rd.bytes * 8 / rd.image.map(sizes)).all()  # every bpp is file bytes x 8 / pixels
     assert sorted(rd[rd.codec == "gancodec"].setting.unique()) == [2.0, 6.0]
+    scored = rd.dropna(subset=["ssimulacra2"])
+    assert len(scored) and (scored.bpp <= 2.0).all() and rd[rd.bpp > 2.0].ssimulacra2.isna().all()
     report = (repo / "reports/report/README.md").read_text()
-    assert report.startswith("# gancodec report") and "BD-rate" in report and (repo / "reports/report/rd_psnr.png").is_file()
+    assert report.startswith("# gancodec report") and "gancodec's BD-rate at equal PSNR is" in report.splitlines()[2]
+    for plot in ("rd_psnr.png", "rd_ms_ssim.png", "rd_ssimulacra2.png"):
+        assert (repo / "reports/report" / plot).is_file() and plot in report
+    assert "## How this was made" in report and "| pillow |" in report
     assert "crops.png" in report and (repo / "reports/report/crops.png").is_file()
 
     again = _dvc(repo, "repro")

@@ -38,10 +38,12 @@ from __future__ import annotations
 
 import functools
 import io
+import multiprocessing
 import shutil
 import subprocess
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping, Optional, Sequence, Union
@@ -328,8 +330,13 @@ def _named(images: Images) -> list[tuple[str, np.ndarray]]:
     return [(str(i), img) for i, img in enumerate(images)]
 
 
-def measure(codec: Union[str, Codec], img: np.ndarray, setting: Setting, *, perceptual: bool = False) -> dict:
-    """One encode/decode of one image: bytes, bpp, psnr, ms_ssim (NaN if too small), times."""
+def measure(codec: Union[str, Codec], img: np.ndarray, setting: Setting, *, perceptual: bool = False,
+            perceptual_max_bpp: float = float("inf")) -> dict:
+    """One encode/decode of one image: bytes, bpp, psnr, ms_ssim (NaN if too small), times.
+
+    ``perceptual`` adds ``ssimulacra2`` (NaN above ``perceptual_max_bpp``: it costs ~1 s a
+    Kodak image, so a sweep can skip the rates no plot or BD-rate looks at).
+    """
     codec = get_codec(codec)
     x = _rgb(img)
     t0 = time.perf_counter()
@@ -339,13 +346,14 @@ def measure(codec: Union[str, Codec], img: np.ndarray, setting: Setting, *, perc
     t2 = time.perf_counter()
     if x_hat.shape != x.shape:
         raise RuntimeError(f"{codec.name}: decoded shape {x_hat.shape} != input {x.shape}")
-    m = metrics.compute_metrics(x, x_hat, len(data), perceptual=perceptual)
+    score = perceptual and metrics.bpp(len(data), *x.shape[:2]) <= perceptual_max_bpp
+    m = metrics.compute_metrics(x, x_hat, len(data), perceptual=score)
     row = {
         "codec": codec.name, "setting": setting, "bytes": len(data), "bpp": m.bpp, "psnr": m.psnr,
         "ms_ssim": np.nan if m.ms_ssim is None else m.ms_ssim, "encode_s": t1 - t0, "decode_s": t2 - t1,
     }  # fmt: skip
     if perceptual:
-        row["ssimulacra2"] = m.ssimulacra2
+        row["ssimulacra2"] = np.nan if m.ssimulacra2 is None else m.ssimulacra2
     return row
 
 
@@ -355,6 +363,7 @@ def sweep(
     settings: Optional[Sequence[Setting]] = None,
     *,
     perceptual: bool = False,
+    perceptual_max_bpp: float = float("inf"),
 ) -> pd.DataFrame:
     """Per image and setting: bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2).
 
@@ -366,23 +375,58 @@ def sweep(
     rows = []
     for name, img in _named(images):
         for setting in settings if settings is not None else codec.sweep_settings:
-            rows.append({"image": name, **measure(codec, img, setting, perceptual=perceptual)})
+            rows.append({"image": name, **measure(codec, img, setting, perceptual=perceptual,
+                                                  perceptual_max_bpp=perceptual_max_bpp)})
     return pd.DataFrame(rows)
 
 
 def sweep_many(
-    codecs: Sequence[Union[str, Codec]], images: Images, *, perceptual: bool = False
+    codecs: Sequence[Union[str, Codec]], images: Images, *, perceptual: bool = False,
+    perceptual_max_bpp: float = float("inf"), workers: int = 1, progress: Optional[Callable[[], None]] = None,
 ) -> tuple[pd.DataFrame, dict[str, str]]:
-    """Sweep several codecs; returns (all rows, {skipped codec: reason})."""
-    frames, skipped = [], {}
+    """Sweep several codecs; returns (all rows, {skipped codec: reason}).
+
+    ``workers`` > 1 measures images in that many processes (rows come back in the same order).
+    ``progress`` is called once per image done.
+    """
+    available, skipped = [], {}
     for c in codecs:
         codec = get_codec(c)
         ok, reason = codec.available()
-        if not ok:
+        if ok:
+            available.append(codec.name)
+        else:
             skipped[codec.name] = reason
-            continue
-        frames.append(sweep(codec, images, perceptual=perceptual))
-    return (pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()), skipped
+    named = _named(images)
+    if not available or not named:
+        return pd.DataFrame(), skipped
+    job = functools.partial(_sweep_one_image, available, perceptual=perceptual, perceptual_max_bpp=perceptual_max_bpp)
+    frames = []
+    if workers > 1 and len(named) > 1:
+        ctx = multiprocessing.get_context("spawn")  # no fork after torch has started its threads
+        with ProcessPoolExecutor(min(workers, len(named)), mp_context=ctx, initializer=_one_thread) as pool:
+            for frame in pool.map(job, named):
+                frames.append(frame)
+                progress and progress()
+    else:
+        for item in named:
+            frames.append(job(item))
+            progress and progress()
+    rows = pd.concat(frames, ignore_index=True)
+    order = {name: i for i, name in enumerate(available)}  # codec-major, as one sweep per codec gives
+    rows = rows.sort_values("codec", key=lambda s: s.map(order), kind="stable", ignore_index=True)
+    return rows, skipped
+
+
+def _one_thread() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _sweep_one_image(codecs: list[str], item: tuple[str, np.ndarray], **kw) -> pd.DataFrame:
+    name, img = item
+    return pd.concat([sweep(c, {name: img}, **kw) for c in codecs], ignore_index=True)
 
 
 def rd_curve(df: pd.DataFrame) -> pd.DataFrame:
@@ -394,6 +438,8 @@ def rd_curve(df: pd.DataFrame) -> pd.DataFrame:
     metric_cols = [c for c in ("bytes", "bpp", "psnr", "ms_ssim", "ssimulacra2", "encode_s", "decode_s") if c in df]
     grouped = df.groupby(["codec", "setting"], sort=False)
     out = grouped[metric_cols].mean()
+    if "ssimulacra2" in out:  # scored only up to a bpp cap: a point missing any image's score has none
+        out["ssimulacra2"] = grouped["ssimulacra2"].agg(lambda s: s.mean(skipna=False))
     out["images"] = grouped.size()
     return out.reset_index().sort_values(["codec", "bpp"], ignore_index=True)
 

@@ -1,11 +1,13 @@
 """The `evaluate` stage's logic: our codec and the classical ones on a test set, from real bytes.
 
 Writes ``rd.csv`` (one row per image, codec and setting), ``curves.csv`` (per codec and setting,
-averaged over images) and ``metrics.json`` (BD-rates, skipped codecs, the bpp check).
+averaged over images) and ``metrics.json`` (BD-rates per quality metric, skipped codecs, timing
+per codec, tool versions, git revision).
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 from pathlib import Path
@@ -16,7 +18,7 @@ import pandas as pd
 from PIL import Image
 
 from ..errors import DataError
-from . import baselines, bdrate, ours
+from . import baselines, bdrate, metrics, ours, provenance
 
 
 def load_test_images(source: str | Path, limit: int | None = None) -> dict[str, np.ndarray]:
@@ -36,22 +38,39 @@ def load_test_images(source: str | Path, limit: int | None = None) -> dict[str, 
 
 
 def _bd(curves: pd.DataFrame, anchor: str, test: str, metric: str) -> float | None:
-    a, t = curves[curves.codec == anchor], curves[curves.codec == test]
-    if a.empty or t.empty:
+    a, t = (curves[(curves.codec == c) & curves[metric].notna()] for c in (anchor, test))
+    if len(a) < 2 or len(t) < 2:
         return None
     try:
+        if metric == "ms_ssim":  # in dB, as the field reports it: -10 log10(1 - MS-SSIM)
+            return float(bdrate.bd_rate(a.bpp, a[metric].map(metrics.ms_ssim_db), t.bpp, t[metric].map(metrics.ms_ssim_db)))
         return float(bdrate.bd_rate(a.bpp, a[metric], t.bpp, t[metric]))
     except ValueError:
         return None
 
 
+METRICS = ("psnr", "ms_ssim", "ssimulacra2")  # the quality axes BD-rates are computed on
+
+
 def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, qualities: Sequence[float],
-             codecs: Sequence[str], limit: int | None = None, anchor: str = "hevc444") -> dict:
+             codecs: Sequence[str], limit: int | None = None, anchor: str = "hevc444", perceptual: bool = True,
+             perceptual_max_bpp: float = 2.0, workers: int = 1, quiet: bool = False) -> dict:
+    """Measure gancodec and ``codecs`` on every test image from real bytes; write the stage's outs.
+
+    ``perceptual`` adds SSIMULACRA2 for points up to ``perceptual_max_bpp``. ``workers``
+    processes measure the classical codecs (one image each at a time).
+    """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     images = load_test_images(test_set, limit)
-    rows = ours.rd_sweep(images, qualities, weights=weights)
-    classical, skipped = baselines.sweep_many(list(codecs), images)
+    with _progress(quiet) as bar:
+        task = bar.add_task("gancodec", total=len(images) * len(qualities))
+        rows = ours.rd_sweep(images, qualities, weights=weights, perceptual=perceptual,
+                             progress=lambda: bar.advance(task))
+        task = bar.add_task("classical codecs", total=len(images))
+        classical, skipped = baselines.sweep_many(list(codecs), images, perceptual=perceptual,
+                                                  perceptual_max_bpp=perceptual_max_bpp, workers=workers,
+                                                  progress=lambda: bar.advance(task))
     df = pd.concat([rows, classical], ignore_index=True)
     sizes = {name: img.shape[0] * img.shape[1] for name, img in images.items()}
     expected = df.bytes * 8 / df.image.map(sizes)
@@ -61,19 +80,44 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
     curves = baselines.rd_curve(df.drop(columns=["quality"], errors="ignore"))
     curves.to_csv(out / "curves.csv", index=False)
     anchors = [c for c in (anchor, "webp", "jpeg420") if c in set(curves.codec)]
+    present = [m for m in METRICS if m in curves and curves[m].notna().any()]
     summary = {
         "images": len(images),
         "test_set": str(test_set),
         "codecs": sorted(set(df.codec)),
         "skipped": skipped,
-        "bd_rate_psnr": {a: {c: _bd(curves, a, c, "psnr") for c in sorted(set(curves.codec)) if c != a} for a in anchors},
-        "bd_rate_ms_ssim": {a: {c: _bd(curves, a, c, "ms_ssim") for c in sorted(set(curves.codec)) if c != a} for a in anchors},
-        "gancodec": curves[curves.codec == "gancodec"][["setting", "bpp", "psnr", "ms_ssim"]].to_dict("records"),
+        "perceptual_max_bpp": perceptual_max_bpp if perceptual else None,
+        **{f"bd_rate_{m}": {a: {c: _bd(curves, a, c, m) for c in sorted(set(curves.codec)) if c != a} for a in anchors}
+           for m in present},
+        "gancodec": curves[curves.codec == "gancodec"][["setting", "bpp", *present]].to_dict("records"),
+        "timing": _timing(df, sizes),
+        "versions": provenance.versions(),
+        "machine": provenance.machine(),
+        "git": provenance.git_revision(),
     }
     first = next(iter(images))
     summary["side_by_side"] = {"image": first, "panels": side_by_side(images[first], out / "crops.png", weights=weights)}
     (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary
+
+
+def _timing(df: pd.DataFrame, sizes: dict[str, int]) -> dict:
+    """Per codec: mean encode/decode seconds per image and megapixels per second (all settings)."""
+    mp = df.image.map(sizes) / 1e6
+    out = {}
+    for codec, g in df.assign(mp=mp).groupby("codec"):
+        out[codec] = {"encode_s": float(g.encode_s.mean()), "decode_s": float(g.decode_s.mean()),
+                      "encode_mp_s": float(g.mp.sum() / g.encode_s.sum()), "decode_mp_s": float(g.mp.sum() / g.decode_s.sum())}
+    return out
+
+
+@contextlib.contextmanager
+def _progress(quiet: bool):
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  disable=quiet, transient=False) as bar:
+        yield bar
 
 
 def side_by_side(img: np.ndarray, path: str | Path, *, weights: str | None, target_bpp: float = 0.3,

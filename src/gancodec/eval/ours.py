@@ -16,8 +16,8 @@ from . import metrics
 
 
 def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weights=None,
-             with_ms_ssim: bool = True, progress=None) -> pd.DataFrame:
-    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s."""
+             with_ms_ssim: bool = True, perceptual: bool = False, progress=None) -> pd.DataFrame:
+    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2)."""
     from .. import compress, decompress
 
     rows = []
@@ -34,6 +34,8 @@ def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weight
                          "psnr": metrics.psnr(ref, rec),
                          "ms_ssim": metrics.ms_ssim(ref, rec) if with_ms_ssim else np.nan,
                          "encode_s": t1 - t0, "decode_s": t2 - t1})
+            if perceptual:
+                rows[-1]["ssimulacra2"] = metrics.ssimulacra2(ref, rec)
             if progress:
                 progress()
     return pd.DataFrame(rows)

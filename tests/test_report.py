@@ -1,0 +1,56 @@
+"""The report's opening sentence and `python -m gancodec.eval` on a folder the pipeline does not know."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from gancodec.eval.report import headline, published_bd_rates
+from sample_images import coffee
+
+
+def _curve(codec: str, bpp, psnr) -> pd.DataFrame:
+    return pd.DataFrame({"codec": codec, "setting": range(len(bpp)), "bpp": bpp, "psnr": psnr})
+
+
+def test_headline_states_bd_rates_in_plain_words():
+    psnr = [28.0, 31.0, 34.0, 37.0]
+    anchor_bpp = np.array([0.2, 0.4, 0.8, 1.6])
+    curves = pd.concat([_curve("hevc444", anchor_bpp, psnr), _curve("webp", anchor_bpp * 0.5, psnr),
+                        _curve("gancodec", anchor_bpp * 2.0, psnr)])
+    published = published_bd_rates(curves, pd.DataFrame({"name": "bpg_444_x265_ycbcr", "bpp": anchor_bpp, "psnr": psnr}))
+    text = headline(curves, {"images": 24}, "Kodak", published)
+    assert text.startswith("On Kodak (24 images), gancodec's BD-rate at equal PSNR is +100.0% against HEVC 4:4:4")
+    assert "+300.0% against WebP" in text and "+100.0% against the published BPG 4:4:4 curve" in text
+    assert "AVIF" not in text  # not measured: not claimed
+
+
+def test_headline_without_overlap_says_so():
+    curves = pd.concat([_curve("hevc444", [0.1, 0.2], [20.0, 21.0]), _curve("gancodec", [1.0, 2.0], [40.0, 41.0])])
+    assert "no BD-rate could be computed" in headline(curves, {"images": 3}, "mine", {})
+
+
+def test_eval_cli_on_a_folder(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    img = coffee()
+    for i, (y, x) in enumerate([(0, 0), (40, 60)]):
+        Image.fromarray(img[y : y + 192, x : x + 224]).save(folder / f"p{i}.png")
+    out = tmp_path / "out"
+    run = subprocess.run([sys.executable, "-m", "gancodec.eval", str(folder), "--out", str(out), "--codecs", "jpeg420",
+                          "--qualities", "2", "6", "--workers", "2"], capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-2000:]
+    rd = pd.read_csv(out / "rd.csv")
+    assert len(rd) == 2 * (2 + 11)  # each image: 2 gancodec qualities + jpeg420's 11-point sweep
+    assert (rd.bpp == rd.bytes * 8 / (192 * 224)).all()
+    assert rd[rd.bpp <= 2.0].ssimulacra2.notna().all()
+    report = (out / "report/README.md").read_text()
+    assert report.splitlines()[2].startswith("On photos (2 images), gancodec's BD-rate at equal PSNR is")
+
+    missing = subprocess.run([sys.executable, "-m", "gancodec.eval", str(tmp_path / "nope"), "--out", str(out)],
+                             capture_output=True, text=True, timeout=120)
+    assert missing.returncode == 1 and missing.stderr.startswith("gancodec: error:") and "Traceback" not in missing.stderr
