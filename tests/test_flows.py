@@ -182,3 +182,21 @@ def test_killed_run_then_rerun_writes_nothing_twice_and_loses_nothing(env, s3_cl
     adopted = ok[ok["note"].str.startswith("adopted")]
     assert 1 <= len(adopted) <= 4  # outputs of the batch that was killed before its manifest part
     assert len(from_killed_run) + len(adopted) == 10
+
+
+def test_cli_failure_inside_the_flow_is_one_line(tmp_path, env, capfd, monkeypatch):
+    """Storage checks pass, then the real flow fails (unusable weights): one line, no Prefect traceback."""
+    from gancodec import cli
+
+    src_folder = tmp_path / "src"
+    src_folder.mkdir()
+    (src_folder / "a.png").write_bytes(b"never read: planning fails first")
+    bad = tmp_path / "broken.pt"
+    bad.write_bytes(b"not a torch file")
+    monkeypatch.setenv("GANCODEC_WEIGHTS", str(bad))
+    code = cli.main(["bulk", str(src_folder), str(tmp_path / "out")])
+    out, err = capfd.readouterr()
+    assert code == 2, err
+    assert "Traceback" not in err, err
+    errors = [line for line in err.splitlines() if "error" in line.lower() or "failed" in line.lower()]
+    assert len(errors) == 1 and errors[0].startswith("gancodec: error: ") and str(bad) in errors[0], err

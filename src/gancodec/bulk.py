@@ -915,6 +915,81 @@ def _load_flow_module(name: str):
     return module
 
 
+def check_access(src: str, dst: str) -> None:
+    """Fail fast, before any Prefect machinery starts, when SRC or DST cannot be used.
+
+    SRC must be listable, DST listable and (for a folder) writable: an unreachable endpoint,
+    a missing bucket, rejected credentials or an unwritable folder raise one
+    :class:`StorageError` that names the source or destination and the fix.
+    """
+    for role, url, write in (("source", src, False), ("destination", dst, True)):
+        try:
+            open_store(url).probe(write=write)
+        except StorageError as exc:
+            raise type(exc)(f"{role} {exc}") from None
+
+
+def _gancodec_error_names() -> set[str]:
+    names, todo = set(), [GancodecError]
+    while todo:
+        cls = todo.pop()
+        names.add(cls.__name__)
+        todo += cls.__subclasses__()
+    return names
+
+
+class _QuietFailures(logging.Filter):
+    """Drops Prefect's error records (tracebacks, "Finished in state Failed(...)") about one
+    of our own errors: the CLI reports those itself, on one line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.names = _gancodec_error_names()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR or not record.name.startswith("prefect"):
+            return True
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, GancodecError):
+            return False
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001
+            return True
+        return not any(f"{name}:" in text or f"{name}(" in text for name in self.names)
+
+
+class _quiet_prefect_failures:
+    """While active, every handler in the logging tree drops the records :class:`_QuietFailures` drops."""
+
+    def __enter__(self) -> "_quiet_prefect_failures":
+        self.filter = _QuietFailures()
+        self.handlers = set()
+        loggers = [logging.getLogger()] + [l for l in logging.root.manager.loggerDict.values() if isinstance(l, logging.Logger)]
+        for lg in loggers:
+            for h in lg.handlers:
+                if h not in self.handlers:
+                    h.addFilter(self.filter)
+                    self.handlers.add(h)
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        for h in self.handlers:
+            h.removeFilter(self.filter)
+
+
+def _print_error(message: str) -> None:
+    import sys
+
+    print(f"gancodec: error: {message}", file=sys.stderr)
+
+
+def _one_line(exc: BaseException) -> str:
+    """An error as one line (a message from torch or botocore may span several)."""
+    text = str(exc) if isinstance(exc, GancodecError) else f"{type(exc).__name__}: {exc}"
+    return " ".join(text.split())
+
+
 def run_cli(
     src: str,
     dst: str,
@@ -930,22 +1005,41 @@ def run_cli(
     realism: bool = False,
     use_prefect: bool = True,
     echo: Callable[[str], None] = print,
+    error: Callable[[str], None] = _print_error,
 ) -> int:
     """Run bulk compression (or, with ``decompress=True``, decompression) of SRC into DST.
 
     Uses the Prefect flow in ephemeral mode (no server needed; analytics off) when the
     ``flows/`` folder is available, else the same logic in a plain loop. Returns the exit
     code: 0 when nothing failed, 1 when something failed (details in the manifest), 2 for
-    bad arguments or storage that cannot be reached.
+    bad arguments or storage that cannot be used. The summary goes to ``echo``; an error
+    goes to ``error`` as one line (default: ``gancodec: error: ...`` on stderr), and
+    Prefect's own tracebacks about it are held back.
     """
     _prefect_env()
     try:
         settings = Settings(quality=quality, bpp=bpp, device=device, psnr_floor=psnr_floor)
         parse_shard(shard)
+        if batch_size < 1:
+            raise ValueError(f"batch size must be at least 1, got {batch_size}")
     except ValueError as exc:
-        echo(f"error: {exc}")
+        error(_one_line(exc))
+        return 2
+    try:  # before Prefect starts: a bad bucket or folder is one line in a second, not a traceback
+        check_access(src, dst)
+    except StorageError as exc:
+        error(_one_line(exc))
         return 2
     module = _load_flow_module("bulk_decompress" if decompress else "bulk_compress") if use_prefect else None
+    with _quiet_prefect_failures():
+        return _run_cli_flow(module, src, dst, settings, quality=quality, bpp=bpp, device=device, batch_size=batch_size,
+                             psnr_floor=psnr_floor, shard=shard, concurrency=concurrency, decompress=decompress, realism=realism,
+                             echo=echo, error=error)
+
+
+def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, quality: float | None, bpp: float | None, device: str | None,
+                  batch_size: int, psnr_floor: float, shard: str | None, concurrency: int, decompress: bool, realism: bool,
+                  echo: Callable[[str], None], error: Callable[[str], None]) -> int:
     try:
         if module is None:
             if decompress:
@@ -960,13 +1054,13 @@ def run_cli(
             state = module.bulk_compress(src=src, dst=dst, quality=quality, bpp=bpp, device=device, batch_size=batch_size,
                                          psnr_floor=psnr_floor, shard=shard, concurrency=concurrency, return_state=True)
     except (StorageError, ModelError) as exc:
-        echo(f"error: {exc}")
+        error(_one_line(exc))
         return 2
     result = state.result(raise_on_failure=False)
     if isinstance(result, dict) and "run_id" in result:
         echo(summary_markdown(result))
     elif isinstance(result, BaseException):
-        echo(f"error: {result}")
+        error(_one_line(result))
         return 2 if isinstance(result, (StorageError, ModelError, ValueError)) else 1
     return 0 if state.is_completed() else 1
 

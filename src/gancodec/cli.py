@@ -143,8 +143,11 @@ def cmd_bulk(a: argparse.Namespace) -> int:
         from .bulk import run_cli
     except ImportError:
         raise _Fail("bulk: the bulk-compression module is not installed in this build") from None
-    try:
-        return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device, batch_size=a.batch_size)
+    from .bulk import DEFAULT_BATCH_SIZE
+
+    try:  # run_cli prints its own errors as one `gancodec: error: ...` line and returns 2
+        return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device,
+                       batch_size=a.batch_size or DEFAULT_BATCH_SIZE, error=_error)
     except RuntimeError as exc:  # Prefect could not start its ephemeral server, and the like
         raise _Fail(f"bulk: {exc}") from None
 
@@ -188,7 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("destination")
     rate_args(b)
     b.add_argument("--device", default=None)
-    b.add_argument("--batch-size", type=int, default=16)
+    b.add_argument("--batch-size", type=int, default=None, help="images per Prefect task (default: gancodec.bulk.DEFAULT_BATCH_SIZE)")
     b.set_defaults(func=cmd_bulk)
     return p
 

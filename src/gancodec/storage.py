@@ -227,6 +227,11 @@ class Store(ABC):
     def delete(self, key: str) -> None:
         """Remove ``key`` (no error if it is already gone)."""
 
+    @abstractmethod
+    def probe(self, *, write: bool = False) -> None:
+        """Check, quickly and without side effects that stay, that this store can be listed
+        (and, with ``write=True``, written); raise :class:`StorageError` naming it and the fix."""
+
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
@@ -253,6 +258,33 @@ class LocalStore(Store):
 
     def _path(self, key: str) -> Path:
         return Path(safe_join(self.root, key))
+
+    def probe(self, *, write: bool = False) -> None:
+        root = self.root
+        if not write:
+            if not root.is_dir():
+                what = "is not a folder" if root.exists() else "no such folder"
+                raise StorageError(f"{root}: {what}; give an existing folder or s3://bucket/prefix")
+            try:
+                with os.scandir(root):
+                    pass
+            except OSError as exc:
+                raise StorageError(f"{root}: cannot list ({exc.strerror or exc}); fix its permissions") from None
+            return
+        if root.exists() and not root.is_dir():
+            raise StorageError(f"{root}: exists and is not a folder; give a folder (or a new path) as the destination")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"{root}: cannot create the destination folder ({exc.strerror or exc}); choose a writable path") from None
+        import tempfile
+
+        try:  # a dot-named .part file is never listed, even if the unlink below fails
+            fd, name = tempfile.mkstemp(dir=root, prefix=".gancodec-probe-", suffix=".part")
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            raise StorageError(f"{root}: cannot write to the destination folder ({exc.strerror or exc}); fix its permissions or choose another folder") from None
 
     @staticmethod
     def _info(key: str, st: os.stat_result) -> ObjectInfo:
@@ -348,8 +380,12 @@ def _retry_settings(session: Any) -> dict[str, Any]:
     return {"mode": mode, "max_attempts": attempts}
 
 
-def make_s3_client(**client_kwargs: Any) -> Any:
-    """A boto3 S3 client with our retry/timeout defaults and the fault-injection hooks."""
+def make_s3_client(*, max_attempts: int | None = None, connect_timeout: float | None = None, faults: bool = True, **client_kwargs: Any) -> Any:
+    """A boto3 S3 client with our retry/timeout defaults and the fault-injection hooks.
+
+    ``max_attempts`` / ``connect_timeout`` cap the configured values (a quick probe must not
+    wait through eight back-offs); ``faults=False`` leaves out the fault-injection hooks.
+    """
     import boto3
     from botocore.config import Config
 
@@ -357,15 +393,19 @@ def make_s3_client(**client_kwargs: Any) -> Any:
 
     with _client_lock:  # boto3 session creation is not thread-safe
         session = boto3.session.Session()
+        retries = _retry_settings(session)
+        if max_attempts is not None:
+            retries["max_attempts"] = min(retries["max_attempts"], max_attempts)
+        timeout = float(os.environ.get("GANCODEC_S3_CONNECT_TIMEOUT", 10))
         config = Config(
-            retries=_retry_settings(session),
-            connect_timeout=float(os.environ.get("GANCODEC_S3_CONNECT_TIMEOUT", 10)),
+            retries=retries,
+            connect_timeout=min(timeout, connect_timeout) if connect_timeout is not None else timeout,
             read_timeout=float(os.environ.get("GANCODEC_S3_READ_TIMEOUT", 60)),
             max_pool_connections=32,
         )
         region = session.region_name or "us-east-1"
         client = session.client("s3", region_name=region, config=config, **client_kwargs)
-    return install_s3_faults(client)
+    return install_s3_faults(client) if faults else client
 
 
 class S3Store(Store):
@@ -390,9 +430,21 @@ class S3Store(Store):
     def _where(self, key: str) -> str:
         return f"s3://{self.bucket}/{join_key(self.prefix, key)}"
 
-    def _error(self, exc: BaseException, key: str, action: str) -> StorageError:
+    def probe(self, *, write: bool = False) -> None:
+        """One ``ListObjectsV2`` (MaxKeys=1) with at most 3 attempts: the bucket exists, the
+        endpoint answers, the credentials are accepted and the prefix can be listed. Nothing
+        is written (a probe object would leave versions behind); a refused write shows up as
+        failed rows of kind ``storage``."""
+        client = make_s3_client(max_attempts=3, connect_timeout=5, faults=False)
+        try:
+            client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+        except Exception as exc:
+            raise self._error(exc, "", "list", client=client) from None
+
+    def _error(self, exc: BaseException, key: str, action: str, *, client: Any = None) -> StorageError:
         from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ParamValidationError
 
+        client = client or self.client
         where = self._where(key) if key else self.url
         if isinstance(exc, NoCredentialsError):
             return StorageError(
@@ -409,7 +461,7 @@ class S3Store(Store):
             msg = err.get("Message") or code
             if is_transient(exc):
                 return TransientStorageError(
-                    f"{where}: {action} failed with {code} (HTTP {status}) after {self.client.meta.config.retries.get('max_attempts')} attempts; "
+                    f"{where}: {action} failed with {code} (HTTP {status}) after {client.meta.config.retries.get('max_attempts')} attempts; "
                     "the service is throttling or unavailable, retry later or lower the request rate"
                 )
             if code in ("NoSuchKey", "404", "NotFound"):
@@ -423,7 +475,8 @@ class S3Store(Store):
             return StorageError(f"{where}: {action} failed: {code}: {msg}")
         if is_transient(exc):
             return TransientStorageError(
-                f"{where}: {action} failed: cannot reach S3 ({exc}); check the network and AWS_ENDPOINT_URL, or retry later"
+                f"{where}: {action} failed: cannot reach S3 at {client.meta.endpoint_url} ({type(exc).__name__}); "
+                "check the network and AWS_ENDPOINT_URL, or retry later"
             )
         return StorageError(f"{where}: {action} failed: {type(exc).__name__}: {exc}")
 

@@ -1,0 +1,125 @@
+"""`gancodec bulk` when the source or destination cannot be used: one line, no traceback, exit 2.
+
+Real components: the CLI entry point, moto's S3 server (its auth switched on through the
+server's own /moto-api/reset-auth endpoint for the bad-credentials case), a closed TCP port
+for an unreachable endpoint. A failure inside a real flow run: tests/test_flows.py.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from gancodec import cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]  # nothing listens on it once the socket is closed
+
+
+def _one_error_line(capfd) -> str:
+    out, err = capfd.readouterr()
+    assert out == "", out
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err, err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("gancodec: error: "), lines[0]
+    return lines[0]
+
+
+@pytest.fixture
+def src_folder(tmp_path):
+    folder = tmp_path / "src"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(b"not read: the run never starts")
+    return folder
+
+
+def test_unreachable_endpoint_is_one_line(tmp_path, src_folder, moto_server):
+    """A closed port as AWS_ENDPOINT_URL, in a child process: stderr is exactly one line."""
+    port = _closed_port()
+    env = dict(os.environ, AWS_ENDPOINT_URL=f"http://127.0.0.1:{port}", PREFECT_HOME=str(tmp_path / "prefect-home"))
+    dst = tmp_path / "never-made"
+    proc = subprocess.run([sys.executable, "-m", "gancodec.cli", "bulk", "s3://some-bucket/in", str(dst)],
+                          env=env, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    line = lines[0]
+    assert line.startswith("gancodec: error: source s3://some-bucket/in/"), line
+    assert f"127.0.0.1:{port}" in line and "check the network and AWS_ENDPOINT_URL" in line, line
+    assert not dst.exists()  # nothing was started, nothing made
+    assert not (tmp_path / "prefect-home").exists()  # Prefect never started
+
+
+def test_missing_buckets_are_one_line(tmp_path, src_folder, s3_url, capfd):
+    missing = f"s3://gancodec-missing-{uuid.uuid4().hex[:8]}/in"
+    assert cli.main(["bulk", missing, str(tmp_path / "out")]) == 2
+    line = _one_error_line(capfd)
+    assert f"source {missing}/" in line and "does not exist; create it or fix the URL" in line, line
+    assert not (tmp_path / "out").exists()
+
+    assert cli.main(["bulk", s3_url + "in", missing + "-out"]) == 2
+    line = _one_error_line(capfd)
+    assert f"destination {missing}-out/" in line and "does not exist; create it or fix the URL" in line, line
+
+
+def test_rejected_credentials_are_one_line(tmp_path, src_folder, s3_bucket, moto_server, capfd, monkeypatch):
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAGANCODECBADKEY00")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
+
+    def set_auth(count: str) -> None:  # moto checks signatures and keys from the next request on
+        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                                      headers={"Content-Type": "application/octet-stream"}), timeout=10)
+
+    set_auth("0")
+    try:
+        code = cli.main(["bulk", str(src_folder), f"s3://{s3_bucket}/out"])
+    finally:
+        set_auth("inf")
+    assert code == 2
+    line = _one_error_line(capfd)
+    assert f"destination s3://{s3_bucket}/out/" in line and "credentials rejected" in line and "fix the AWS credentials" in line, line
+
+
+def test_unusable_local_paths_are_one_line(tmp_path, src_folder, capfd):
+    a_file = tmp_path / "plain-file"
+    a_file.write_text("x")
+    assert cli.main(["bulk", str(src_folder), str(a_file / "sub")]) == 2
+    line = _one_error_line(capfd)
+    assert f"destination {a_file / 'sub'}: cannot create the destination folder" in line and "choose a writable path" in line, line
+
+    assert cli.main(["bulk", str(src_folder), str(a_file)]) == 2
+    line = _one_error_line(capfd)
+    assert f"destination {a_file}: exists and is not a folder" in line, line
+
+    assert cli.main(["bulk", str(tmp_path / "nope"), str(tmp_path / "out")]) == 2
+    line = _one_error_line(capfd)
+    assert f"source {tmp_path / 'nope'}: no such folder" in line, line
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through file permissions")
+def test_read_only_destination_is_one_line(tmp_path, src_folder, capfd):
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        assert cli.main(["bulk", str(src_folder), str(ro)]) == 2
+    finally:
+        ro.chmod(0o755)
+    line = _one_error_line(capfd)
+    assert f"destination {ro}: cannot write to the destination folder" in line, line
+
