@@ -12,8 +12,9 @@ file under the raw folder gets a row and one status:
     usable after a lossless-in-spirit fix, written as 8-bit RGB PNG; ``notes`` says what was
     done: ``grayscale`` (replicated to RGB), ``palette``, ``cmyk``, ``16bit`` (reduced to 8
     bits), ``alpha_opaque`` (a fully opaque alpha channel dropped), ``exif_rotated`` (the
-    orientation applied), ``wrong_extension`` (content type differs from the suffix),
-    ``mode_<M>`` (another Pillow mode converted to RGB), ``near_duplicate`` (kept, grouped).
+    orientation applied), ``animated`` (the first frame kept), ``wrong_extension`` (content
+    type differs from the suffix), ``mode_<M>`` (another Pillow mode converted to RGB),
+    ``near_duplicate`` (kept, grouped).
 ``quarantined``
     unusable; copied (never moved: raw is DVC-managed) to the quarantine folder and listed in
     ``reasons.csv``. ``reason`` is one of :data:`QUARANTINE_REASONS`.
@@ -59,7 +60,8 @@ QUARANTINE_REASONS = (
     "duplicate",  # byte-identical to a file kept elsewhere
     "near_duplicate_of_test",  # a train file close to a test file (would leak the test set)
 )
-NOTES = ("grayscale", "palette", "cmyk", "16bit", "alpha_opaque", "exif_rotated", "wrong_extension", "near_duplicate")
+NOTES = ("grayscale", "palette", "cmyk", "16bit", "alpha_opaque", "exif_rotated", "animated", "wrong_extension",
+         "near_duplicate")
 COLUMNS = (
     "source", "role", "path", "sha256", "bytes", "suffix", "content_type", "format", "width", "height",
     "mode", "bit_depth", "channels", "exif_orientation", "dhash", "near_dup_group", "status", "reason",
@@ -138,13 +140,20 @@ def inspect(data: bytes, name: str, cfg: ValidateConfig) -> tuple[dict[str, Any]
         return bad("zero_byte", "file is empty")
     import cv2
 
-    arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    try:
+        arr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED)
+    except cv2.error:  # OpenCV asserts on a header declaring over CV_IO_MAX_IMAGE_PIXELS
+        arr = None
     try:
         img = Image.open(io.BytesIO(data))
     except UnidentifiedImageError:
         if arr is not None:
             return bad("decoder_disagreement", f"OpenCV decodes it ({arr.shape}) but Pillow does not recognise it")
         return bad("not_an_image", f"neither Pillow nor OpenCV recognise the content (starts {data[:8]!r})")
+    except Image.DecompressionBombError as exc:
+        return bad("too_large", f"Pillow refuses to open it ({exc})")
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # e.g. WebP decodes on open
+        return bad("truncated", f"Pillow cannot open it ({exc})")
     with img:
         fmt = (img.format or "").lower()
         row.update(format=fmt, width=img.size[0], height=img.size[1], mode=img.mode)
@@ -191,6 +200,8 @@ def inspect(data: bytes, name: str, cfg: ValidateConfig) -> tuple[dict[str, Any]
             notes.append("16bit" if row["bit_depth"] == 16 else f"{row['bit_depth']}bit")
         if row["exif_orientation"] not in (None, 1):
             notes.append("exif_rotated")
+        if getattr(img, "n_frames", 1) > 1:
+            notes.append("animated")
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # conversions are recorded in notes
             rgb = load_image(img, max_pixels=cfg.max_pixels)
