@@ -15,10 +15,11 @@ decompression-bomb guard, so a hostile file cannot make us allocate gigabytes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
-from typing import Union
+from typing import Iterator, Union
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -108,6 +109,32 @@ def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
     return _from_array(np.asarray(img), name, max_pixels)
 
 
+_GRAY_WIDE = ("I;16", "I;16B", "I;16L", "I", "F")  # modes _from_pil reduces (and warns about) itself
+
+
+@contextlib.contextmanager
+def _max_pixels_only() -> Iterator[None]:
+    """Pillow's own decompression-bomb limit off in this block: ``max_pixels`` is the one limit.
+
+    Otherwise Pillow refuses files above ~89 MP with a misleading error, below our 256 MP cap.
+    """
+    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    try:
+        yield
+    finally:
+        Image.MAX_IMAGE_PIXELS = saved
+
+
+def _reads_16_bit(img: Image.Image) -> bool:
+    """True when the file stores 16 bits per sample (call before ``load``: e.g. a 16-bit RGB PNG,
+    which Pillow silently reads as 8-bit RGB)."""
+    for tile in img.tile or ():
+        args = tile.args if isinstance(tile.args, tuple) else (tile.args,)
+        if args and isinstance(args[0], str) and ";16" in args[0]:
+            return True
+    return False
+
+
 def load_image(image: ImageInput, *, max_pixels: int | None = None) -> np.ndarray:
     """Return ``image`` (a path, PIL image or array) as a uint8 HxWxC array with C in {1, 3}.
 
@@ -128,20 +155,15 @@ def load_image(image: ImageInput, *, max_pixels: int | None = None) -> np.ndarra
     if path.stat().st_size == 0:
         raise DataError(f"{name}: file is empty (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > max_pixels:
-                    raise DataError(
-                        f"{name}: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}; raise the limit to allow it"
-                    )
-                saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
-                try:
-                    img.load()
-                finally:
-                    Image.MAX_IMAGE_PIXELS = saved
-                return _from_pil(img, name, max_pixels)
+        with _max_pixels_only(), Image.open(path) as img:
+            w, h = img.size
+            if w * h > max_pixels:
+                raise DataError(f"{name}: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}; raise the limit to allow it")
+            deep = _reads_16_bit(img)
+            img.load()
+            if deep and img.mode not in _GRAY_WIDE:
+                _warn(name, f"16-bit {img.mode} image reduced to 8 bits")
+            return _from_pil(img, name, max_pixels)
     except DataError:
         raise
     except UnidentifiedImageError:
