@@ -11,6 +11,7 @@ import logging
 import sys
 import time
 import warnings
+from collections import Counter
 from pathlib import Path
 
 from .errors import GancodecError
@@ -45,7 +46,18 @@ def _outputs(pairs: list[tuple[Path, Path]], out: str, suffix: str, single_ok: b
         return [(pairs[0][0], o)]
     if o.exists() and not o.is_dir():
         raise _Fail(f"{o}: exists and is not a folder; give a folder for several inputs")
-    return [(src, o / rel.with_suffix(suffix)) for src, rel in pairs]
+    return _unique_outputs([(src, o / rel.with_suffix(suffix), o / (rel.as_posix() + suffix)) for src, rel in pairs])
+
+
+def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path]]:
+    """(src, dst) pairs from (src, short dst, long dst): inputs that would share a short output
+    (``x.gif`` and ``x.webp`` -> ``x.gcx``) keep their full names (``x.gif.gcx``) instead."""
+    counts = Counter(short for _, short, _ in jobs)
+    out = [(src, long if counts[short] > 1 else short) for src, short, long in jobs]
+    clash = [dst for dst, n in Counter(dst for _, dst in out).items() if n > 1]
+    if clash:
+        raise _Fail(f"{clash[0]}: several inputs would be written to it; give them different names or folders")
+    return out
 
 
 def _progress(total: int):
