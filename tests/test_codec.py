@@ -123,6 +123,34 @@ def test_decode_is_thread_count_independent():
     assert np.abs(img_one.astype(int) - np.asarray(gancodec.decompress(data)).astype(int)).max() <= 1
 
 
+def _device_check_module():
+    """scripts/device_check.py as a module (it is a script, not part of the package)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "device_check.py"
+    spec = importlib.util.spec_from_file_location("device_check", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU (torch.cuda.is_available() is False); "
+                    "on a GPU machine also run scripts/device_check.py over Kodak")
+def test_gpu_encode_cpu_decode(tmp_path):
+    """A stream encoded on the GPU: the CPU reads back exactly the latents the GPU quantised,
+    and CPU and GPU synthesis agree within one grey level."""
+    check = _device_check_module()
+    images = {"coffee.png": coffee(), "astronaut.png": astronaut(256), "camera.png": camera(256)}
+    lm = _model_for(gancodec.read_header(gancodec.compress(astronaut(64), device="cpu")), None)
+    for name, img in images.items():
+        Image.fromarray(img).save(tmp_path / name)
+        row = check.check_image(tmp_path / name, lm, quality=4, encode="cuda", decode=["cpu", "cuda"], tile=256)
+        assert row["latents_identical"], (name, row["latents_differing"])
+        assert row["max_abs_diff"]["cuda"] <= 1, (name, row["max_abs_diff"])
+        assert row["psnr"] > 20, (name, row["psnr"])
+
+
 def test_out_of_memory_backs_off_and_says_so(monkeypatch, caplog):
     monkeypatch.setenv("GANCODEC_FAULT_OOM", "0.5")
     monkeypatch.setenv("GANCODEC_FAULT_SEED", "codec-oom-drill")
