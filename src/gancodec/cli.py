@@ -168,6 +168,17 @@ def _error(msg: str) -> None:
     print(f"gancodec: error: {msg}", file=sys.stderr)
 
 
+def _strength(text: str) -> float:
+    """argparse type for --realism: a number from 0 to 1."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"realism strength must be a number from 0 to 1, got {text!r}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gancodec", description="A learned image codec: compress images to .gcx and back.")
     p.add_argument("--version", action="version", version="gancodec 0.1.0")
@@ -190,7 +201,8 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("decompress", help=".gcx (files or folders) -> PNG")
     d.add_argument("inputs", nargs="+", metavar="IN")
     d.add_argument("-o", "--output", required=True, metavar="OUT", help="an image file (one input) or a folder")
-    d.add_argument("--realism", action="store_true", help="use the GAN realism decoder")
+    d.add_argument("--realism", nargs="?", type=_strength, const=1.0, default=0.0, metavar="STRENGTH",
+                   help="use the GAN realism decoder; optional strength 0..1 blends it with the fidelity one (default 1)")
     d.add_argument("--device", default=None)
     d.set_defaults(func=cmd_decompress)
 

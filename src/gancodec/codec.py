@@ -20,7 +20,8 @@ from PIL import Image
 from . import bitstream
 from .bitstream import Header
 from .data.imageio import ImageInput, load_image
-from .errors import BitstreamError, ModelError
+from .errors import BitstreamError
+from .realism.weights import realism_model
 from .tiling import DEFAULT_TILE, ENCODE_HALO, TileGrid, decode_latents, encode_tiles, synthesize, with_backoff
 from .weights import LoadedModel, load_model
 
@@ -113,26 +114,33 @@ def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
     return bitstream.read_header(data, max_pixels=max_pixels or bitstream.DEFAULT_MAX_PIXELS)
 
 
-def decompress(data: bytes, *, realism: bool = False, device: str | torch.device | None = None,
-               weights: str | os.PathLike | None = None, max_pixels: int | None = None) -> Image.Image:
+def decompress(data: bytes, *, realism: bool | float = False, device: str | torch.device | None = None,
+               weights: str | os.PathLike | None = None, max_pixels: int | None = None,
+               realism_weights: str | os.PathLike | None = None) -> Image.Image:
     """Decode the bytes of a ``.gcx`` file into a PIL image (RGB, or L for grayscale sources).
 
-    Raises :class:`~gancodec.BitstreamError` for anything malformed, truncated, foreign or made
-    by another model.
+    ``realism``: False (the fidelity decoder), True (the realism decoder) or a strength between
+    0 and 1 blending the two. Raises :class:`~gancodec.BitstreamError` for anything malformed,
+    truncated, foreign or made by another model; :class:`~gancodec.ModelError` when no realism
+    decoder exists for the stream's model.
     """
     header, payloads = bitstream.read(data, max_pixels=max_pixels or bitstream.DEFAULT_MAX_PIXELS)
     lm = _model_for(header, weights)
     if header.quality < MIN_QUALITY or header.quality > lm.max_quality:
         raise BitstreamError(f"quality: {header.quality} is outside this model's range {MIN_QUALITY:g}..{lm.max_quality:g}")
-    if realism:
-        raise ModelError("realism decoder: not shipped with these weights yet; decode without --realism")
+    strength = float(realism)  # True -> 1.0
+    if not 0.0 <= strength <= 1.0:
+        raise ValueError(f"realism must be False, True or a strength between 0 and 1, got {realism!r}")
+    if strength:
+        realism_model(lm, strength, realism_weights)  # a missing or foreign realism decoder fails before any work
     grid = TileGrid(header.height, header.width, header.tile_size)
     cfg = lm.model.config
     y_hat = decode_latents(lm.coder, payloads, grid, cfg.M, cfg.N)
     rate = header.quality - MIN_QUALITY
 
     def attempt(window: int, dev: torch.device) -> np.ndarray:
-        return synthesize(lm.on(dev), y_hat, rate, grid, header.channels, window, dev)
+        net = realism_model(lm, strength, realism_weights, dev) if strength else lm.on(dev)
+        return synthesize(net, y_hat, rate, grid, header.channels, window, dev)
 
     pixels = with_backoff(attempt, DEFAULT_TILE, _device(device))
     return Image.fromarray(pixels[:, :, 0] if header.channels == 1 else pixels)

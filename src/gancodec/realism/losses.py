@@ -1,0 +1,46 @@
+"""Stage-2 losses: non-saturating GAN, feature matching, and the distortion terms that keep
+the realism decoder close to the input (MSE, MS-SSIM, and LPIPS when its weights exist)."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+class GeneratorLoss(NamedTuple):
+    loss: torch.Tensor
+    adv: torch.Tensor
+    mse: torch.Tensor
+    ms_ssim: torch.Tensor
+    fm: torch.Tensor
+
+
+def discriminator_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]]) -> torch.Tensor:
+    """Non-saturating: softplus(-D(x)) + softplus(D(x_hat)), summed over scales."""
+    return sum(F.softplus(-r[-1]).mean() + F.softplus(f[-1]).mean() for r, f in zip(real, fake))
+
+
+def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """1 - MS-SSIM on [0, 1] images (5 scales; crops under 161 px use a smaller Gaussian window)."""
+    from pytorch_msssim import ms_ssim
+
+    side = min(x.shape[-2:])
+    win = 11 if side > 160 else max(3, min(11, (side - 1) // 16 + 1) | 1)
+    while (win - 1) * 16 >= side and win > 3:
+        win -= 2
+    return 1 - ms_ssim(x_hat.float().clamp(0, 1), x.float(), data_range=1.0, win_size=win)
+
+
+def generator_loss(x_hat: torch.Tensor, x: torch.Tensor, real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]],
+                   *, w_adv: float, w_mse: float, w_ms_ssim: float, w_fm: float,
+                   lpips=None, w_lpips: float = 0.0) -> GeneratorLoss:
+    """Adversarial + feature matching (real features detached) + distortion terms."""
+    adv = sum(F.softplus(-f[-1]).mean() for f in fake)
+    fm = sum(F.l1_loss(ff, rf.detach()) for r, f in zip(real, fake) for rf, ff in zip(r[:-1], f[:-1])) / max(1, len(fake))
+    mse = F.mse_loss(x_hat.float(), x)
+    msl = ms_ssim_loss(x_hat, x) if w_ms_ssim else torch.zeros((), device=x.device)
+    loss = w_adv * adv + w_mse * mse + w_ms_ssim * msl + w_fm * fm
+    if lpips is not None and w_lpips:
+        loss = loss + w_lpips * lpips(x_hat.float() * 2 - 1, x * 2 - 1).mean()
+    return GeneratorLoss(loss, adv.detach(), mse.detach(), msl.detach(), fm.detach())

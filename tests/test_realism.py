@@ -1,0 +1,88 @@
+"""Stage 2: the realism decoder trains over a frozen stage-1 model, and the same .gcx decodes with both."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from gancodec import ModelError, compress, decompress
+from gancodec.models import HyperpriorCodec
+from gancodec.realism import ConditionalPatchDiscriminator, RealismConfig, export_realism, train_realism
+from sample_images import astronaut, coffee
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """Three stage-2 steps on two images; the stream of an image made before training."""
+    root = tmp_path_factory.mktemp("stage2")
+    data = root / "data"
+    data.mkdir()
+    Image.fromarray(astronaut(256)).save(data / "a.png")
+    Image.fromarray(coffee()).save(data / "c.png")
+    img = coffee()[:192, :256]
+    before = compress(img, quality=3)
+    path = train_realism(RealismConfig(data_dirs=[str(data)], out_dir=str(root / "run"), steps=3, batch_size=2,
+                                       crop=64, lr=1e-3, threads=2, log_every=1, device="cpu"), log=lambda rec: None)
+    return {"path": path, "image": img, "before": before, "root": root}
+
+
+def test_encoder_is_bit_identical_after_stage_2(trained):
+    assert compress(trained["image"], quality=3) == trained["before"]
+    assert (trained["root"] / "run/last.pt").is_file() and trained["path"].with_suffix(".json").is_file()
+    assert trained["path"].stat().st_size < 16 * 2**20  # carryable from a GPU session
+
+
+def test_same_stream_decodes_with_both_decoders(trained):
+    data, rw = trained["before"], trained["path"]
+    fidelity = np.asarray(decompress(data))
+    realism = np.asarray(decompress(data, realism=True, realism_weights=rw))
+    assert realism.shape == fidelity.shape == trained["image"].shape
+    assert not np.array_equal(realism, fidelity)  # a different decoder ran
+    assert np.array_equal(np.asarray(decompress(data, realism=1.0, realism_weights=rw)), realism)
+    assert np.array_equal(np.asarray(decompress(data, realism=0.0, realism_weights=rw)), fidelity)
+    half = np.asarray(decompress(data, realism=0.5, realism_weights=rw)).astype(int)
+    assert not np.array_equal(half, fidelity) and not np.array_equal(half, realism)
+
+
+def test_missing_or_foreign_realism_weights_are_clear(trained, tmp_path):
+    data = trained["before"]
+    with pytest.raises(ModelError, match="realism decoder: .* not found"):
+        decompress(data, realism=True, realism_weights=tmp_path / "none.pt")
+    g_s = HyperpriorCodec().g_s
+    export_realism(g_s, "0" * 32, tmp_path / "other.pt")
+    with pytest.raises(ModelError, match="trained for model 0{32}, but the stream's model is [0-9a-f]{32}"):
+        decompress(data, realism=True, realism_weights=tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        decompress(data, realism=1.5, realism_weights=trained["path"])
+
+
+def test_cli_realism_without_weights_is_one_line(trained, tmp_path):
+    src = tmp_path / "x.gcx"
+    src.write_bytes(trained["before"])
+    env_free = {k: v for k, v in __import__("os").environ.items() if k != "GANCODEC_REALISM_WEIGHTS"}
+    run = subprocess.run([sys.executable, "-m", "gancodec", "decompress", str(src), "-o", str(tmp_path / "x.png"),
+                          "--realism"], capture_output=True, text=True, env=env_free, timeout=120)
+    assert run.returncode != 0 and "Traceback" not in run.stderr and not (tmp_path / "x.png").exists()
+    assert run.stderr.count("\n") == 1 and "realism decoder" in run.stderr
+    env = {**env_free, "GANCODEC_REALISM_WEIGHTS": str(trained["path"])}
+    ok = subprocess.run([sys.executable, "-m", "gancodec", "decompress", str(src), "-o", str(tmp_path / "y.png"),
+                         "--realism", "0.7"], capture_output=True, text=True, env=env, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    assert Image.open(tmp_path / "y.png").size == (256, 192)
+    bad = subprocess.run([sys.executable, "-m", "gancodec", "decompress", str(src), "-o", str(tmp_path / "z.png"),
+                          "--realism", "2"], capture_output=True, text=True, env=env, timeout=120)
+    assert bad.returncode == 2 and "from 0 to 1" in bad.stderr
+
+
+def test_discriminator_is_conditioned_per_patch():
+    d = ConditionalPatchDiscriminator(latent_channels=192)
+    x, y_hat = torch.rand(2, 3, 128, 128), torch.randn(2, 192, 8, 8)
+    outs = d(x, y_hat)
+    assert [o[-1].shape for o in outs] == [(2, 1, 15, 15), (2, 1, 7, 7)]
+    other = d(x, y_hat + 1.0)
+    assert not torch.allclose(outs[0][-1], other[0][-1])  # the latent changes the verdict
