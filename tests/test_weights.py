@@ -61,3 +61,18 @@ def test_stream_from_other_weights_names_both_ids(tmp_path):
         gancodec.decompress(data)
     assert load_model(other).model_id in str(info.value) and load_model().model_id in str(info.value)
     assert gancodec.decompress(data, weights=other).size == (64, 64)
+
+
+def test_model_card_finds_the_dvc_lock_entry_of_its_weights(tmp_path):
+    from gancodec.weights.ship import _data_hashes, dvc_lock_entry
+
+    lock = tmp_path / "dvc.lock"
+    lock.write_text("schema: '2.0'\nstages:\n  split:\n    outs:\n    - path: data/splits\n      md5: aa.dir\n"
+                    "  train:\n    cmd: python stages/train.py\n    params:\n      params.yaml:\n        train.steps: 10\n"
+                    "    outs:\n    - path: models/gancodec.pt\n      md5: bb\n")
+    (tmp_path / "models").mkdir()
+    entry = dvc_lock_entry(str(tmp_path / "models/gancodec.pt"), lock)
+    assert entry["stage"] == "train" and entry["params"]["params.yaml"]["train.steps"] == 10 and len(entry["lock_sha256"]) == 64
+    assert dvc_lock_entry(str(tmp_path / "elsewhere.pt"), lock) is None
+    (tmp_path / "train.csv").write_text("path\na.png\n")
+    assert _data_hashes([str(tmp_path / "train.csv")])["train.csv"].startswith("sha256(file)=")

@@ -37,7 +37,9 @@ def _data_hashes(dirs: list[str]) -> dict[str, str]:
     for d in dirs:
         p = Path(d)
         sums = p / "SHA256SUMS"
-        if sums.exists():
+        if p.is_file():  # a list of images (e.g. the split stage's train.csv)
+            out[p.name] = "sha256(file)=" + hashlib.sha256(p.read_bytes()).hexdigest()
+        elif sums.exists():
             out[p.name] = "sha256(SHA256SUMS)=" + hashlib.sha256(sums.read_bytes()).hexdigest()
         elif p.exists():
             names = "\n".join(sorted(str(q.relative_to(p)) for q in p.rglob("*") if q.is_file()))
@@ -103,8 +105,12 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
     train_cfg = ckpt.get("train_config") or {}
     if not train_cfg:
         last = Path(checkpoint).with_name("last.pt")
+        stage_card = Path(checkpoint).with_suffix(".json")  # what the DVC train stage writes beside its export
         if last.exists():
             train_cfg = load_checkpoint(last).get("train_config", {})
+        elif stage_card.exists():
+            train_cfg = json.loads(stage_card.read_text()).get("train", {})
+    git_rev = _git_rev()  # before writing the weights, which are tracked files
     digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)))
     card = {
         "name": SHIPPED_WEIGHTS.name,
@@ -115,7 +121,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         "steps": int(ckpt.get("step", 0)),
         "train_config": train_cfg,
         "data": _data_hashes(train_cfg.get("data_dirs", [])),
-        "git_rev": _git_rev(),
+        "git_rev": git_rev,
         "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
         "wall_time": wall_time,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -131,7 +137,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m gancodec.weights.ship", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
-    p.add_argument("--kodak-table", help="JSON written by benchmarks/kodak_rd.py --json")
+    p.add_argument("--kodak-table", help="JSON written by benchmarks/model_kodak.py --json")
     p.add_argument("--notes", default="")
     p.add_argument("--hardware", default=None)
     p.add_argument("--wall-time", default=None)
