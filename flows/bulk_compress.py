@@ -27,6 +27,7 @@ from prefect import flow, get_run_logger, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Failed  # noqa: E402
+from prefect.utilities.annotations import quote  # noqa: E402
 
 from gancodec import bulk  # noqa: E402
 from gancodec.storage import is_transient  # noqa: E402
@@ -41,7 +42,9 @@ def transient_only(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
-@task(name="plan", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
+# Results stay in memory (persist_result=False): a batch's rows go straight into the run
+# manifest, and Prefect writing every task's result to its result storage would only cost time.
+@task(name="plan", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
 def plan_task(src: str, dst: str, settings: dict[str, Any], batch_size: int, shard: str | None, run_id: str) -> bulk.Plan:
     return bulk.plan(bulk.cached_store(src), bulk.cached_store(dst), settings, run_id=run_id, batch_size=batch_size, shard=shard)
 
@@ -50,6 +53,7 @@ def plan_task(src: str, dst: str, settings: dict[str, Any], batch_size: int, sha
     name="compress-batch",
     task_run_name="compress-batch-{batch_index}",
     cache_policy=NO_CACHE,
+    persist_result=False,
     retries=4,
     retry_delay_seconds=[2, 10, 30, 60],
     retry_jitter_factor=0.5,
@@ -60,7 +64,7 @@ def compress_batch_task(src: str, dst: str, jobs: list[dict[str, Any]], settings
     return bulk.compress_batch(src, dst, jobs, settings, model_id=model_id, run_id=run_id, batch_index=batch_index)
 
 
-@task(name="finish", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
+@task(name="finish", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
 def finish_task(dst: str, run_id: str, rows: list[dict[str, Any]], model_id: str, setting: str, ignored: int, seconds: float) -> bulk.Summary:
     return bulk.finish_run(dst, run_id, rows, model_id=model_id, setting=setting, ignored=ignored, seconds=seconds)
 
@@ -106,10 +110,11 @@ def bulk_compress(
                 rows.extend(result)
 
     for i, jobs in enumerate(p.batches):
-        window.append((compress_batch_task.submit(src, dst, jobs, settings.to_dict(), p.model_id, run_id, i), jobs))
+        # quote(): Prefect would otherwise walk every job dict looking for futures to wait on
+        window.append((compress_batch_task.submit(src, dst, quote(jobs), settings.to_dict(), p.model_id, run_id, i), jobs))
         drain(max(1, concurrency) - 1)
     drain(0)
-    summary = finish_task(dst, run_id, rows, p.model_id, settings.label, p.ignored, time.perf_counter() - t0)
+    summary = finish_task(dst, run_id, quote(rows), p.model_id, settings.label, p.ignored, time.perf_counter() - t0)
     create_markdown_artifact(key=bulk.ARTIFACT_KEY, markdown=bulk.summary_markdown(summary), description=f"bulk compress {src} -> {dst}")
     result = summary.to_dict()
     if summary.failed:

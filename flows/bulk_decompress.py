@@ -18,6 +18,7 @@ from prefect import flow, task  # noqa: E402
 from prefect.artifacts import create_markdown_artifact  # noqa: E402
 from prefect.cache_policies import NO_CACHE  # noqa: E402
 from prefect.states import Failed  # noqa: E402
+from prefect.utilities.annotations import quote  # noqa: E402
 
 from gancodec import bulk  # noqa: E402
 from gancodec.storage import is_transient  # noqa: E402
@@ -29,12 +30,12 @@ def transient_only(task: Any, task_run: Any, state: Any) -> bool:
     return isinstance(exc, BaseException) and is_transient(exc)
 
 
-@task(name="plan-decompress", cache_policy=NO_CACHE, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
+@task(name="plan-decompress", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
 def plan_task(src: str, batch_size: int) -> list[list[dict[str, Any]]]:
     return bulk.plan_decompress(src, batch_size=batch_size)
 
 
-@task(name="decompress-batch", task_run_name="decompress-batch-{batch_index}", cache_policy=NO_CACHE, retries=4,
+@task(name="decompress-batch", task_run_name="decompress-batch-{batch_index}", cache_policy=NO_CACHE, persist_result=False, retries=4,
       retry_delay_seconds=[2, 10, 30, 60], retry_jitter_factor=0.5, retry_condition_fn=transient_only, tags=["gancodec-gpu"])
 def decompress_batch_task(src: str, dst: str, jobs: list[dict[str, Any]], realism: bool, device: str | None, weights: str | None, run_id: str, batch_index: int) -> list[dict[str, Any]]:
     return bulk.decompress_batch(src, dst, jobs, realism=realism, device=device, weights=weights, run_id=run_id)
@@ -48,7 +49,7 @@ def bulk_decompress(src: str, dst: str, realism: bool = False, device: str | Non
     run_id = run_id or bulk.new_run_id()
     rows: list[dict[str, Any]] = []
     for i, jobs in enumerate(plan_task(src, batch_size)):
-        state = decompress_batch_task(src, dst, jobs, realism, device, weights, run_id, i, return_state=True)
+        state = decompress_batch_task(src, dst, quote(jobs), realism, device, weights, run_id, i, return_state=True)
         result = state.result(raise_on_failure=False)
         rows.extend(bulk.failed_batch_rows(jobs, {}, "", run_id, result) if isinstance(result, BaseException) else result)
     summary = bulk.finish_decompress(dst, run_id, rows, seconds=time.perf_counter() - t0)
