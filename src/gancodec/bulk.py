@@ -240,8 +240,8 @@ def _isna(v: Any) -> bool:
 
 
 def _arrow_table(rows: Sequence[Mapping[str, Any]]):
-    """The rows as an Arrow table with the manifest's schema (pyarrow directly: a pandas
-    DataFrame costs ~50 ms per manifest part, this ~1 ms)."""
+    """The rows as an Arrow table with the manifest's schema (pyarrow directly: through a
+    pandas DataFrame a 64-row part took ~8 ms, this ~2 ms)."""
     import pyarrow as pa
 
     types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64()}
