@@ -7,6 +7,7 @@ resumable checkpoint in --run (persisted by DVC), and exports the weights + mode
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from pathlib import Path
 
@@ -18,6 +19,18 @@ from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from gancodec.weights import SHIPPED_WEIGHTS, export_weights
 
 
+def _sha256(path: str) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def _repo_relative(path: Path) -> str:
+    """The path relative to the working directory when it lies inside it (the card stays portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--train-list", required=True, help="CSV with a `path` column (from the split stage)")
@@ -26,7 +39,7 @@ def main() -> None:
     p.add_argument("--live", default="dvclive/train")
     a = p.parse_args()
     prm = stage_params("params.yaml", "train")
-    init = {"shipped": str(SHIPPED_WEIGHTS), "scratch": None}.get(prm["init_from"], prm["init_from"])
+    init = {"shipped": _repo_relative(SHIPPED_WEIGHTS), "scratch": None}.get(prm["init_from"], prm["init_from"])
     cfg = TrainConfig(data_dirs=[a.train_list], out_dir=a.run, init_from=init, steps=int(prm["steps"]),
                       max_seconds=float(prm.get("max_seconds", 0)), batch_size=int(prm["batch_size"]),
                       crop=int(prm["crop"]), lr=float(prm["lr"]), seed=int(prm.get("seed", 0)),
@@ -47,6 +60,7 @@ def main() -> None:
         digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
         Path(a.out).with_suffix(".json").write_text(json.dumps(
             {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm["init_from"],
+             "init_sha256": _sha256(init) if init else None,
              "profile": prm["profile"], "train": cfg.to_dict()}, indent=2) + "\n")
         live.log_metric("final/steps", int(ckpt.get("step", 0)), plot=False)
 
