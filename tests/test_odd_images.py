@@ -69,6 +69,50 @@ def test_compress_api(case, corpus_dir):
     assert_looks_like(gancodec.decompress(data, device="cpu"), case)
 
 
+def _read(read, *args):
+    """(pixels, conversion warnings, error message) of one read, names stripped."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            pixels, error = read(*args), None
+        except DataError as exc:
+            pixels, error = None, str(exc)
+    return pixels, sorted(str(w.message) for w in caught if issubclass(w.category, ConversionWarning)), error
+
+
+@pytest.mark.parametrize("case", CORPUS, ids=lambda c: c.name)
+def test_bulk_reads_bytes_exactly_as_compress_reads_files(case, corpus_dir):
+    """An object from a bucket and the same file on disk give the same pixels, notes and errors."""
+    path = corpus_dir / case.name
+    from_file = _read(gancodec.data.imageio.load_image, path)
+    notes: list[str] = []  # decode_source returns its conversion warnings as notes for the manifest
+
+    def from_bucket():
+        pixels, found = bulk.decode_source(path.read_bytes(), str(path))
+        notes.extend(found)
+        return pixels
+
+    from_bytes = _read(from_bucket)
+    assert (from_file[1], from_file[2]) == (notes, from_bytes[2])
+    if from_file[0] is None:
+        assert from_bytes[0] is None
+    else:
+        np.testing.assert_array_equal(from_file[0], from_bytes[0])
+
+
+def test_concurrent_reads_restore_pillows_bomb_limit(corpus_dir):
+    """Reads in threads (as in a bulk batch) switch Pillow's global limit off and back exactly once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    files = [corpus_dir / c.name for c in CORPUS if c.ok] * 8
+    before = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(lambda p: bulk.decode_source(p.read_bytes(), str(p)), files))
+    assert Image.MAX_IMAGE_PIXELS == before and before is not None
+
+
 # --------------------------------------------------------------------------- the CLI
 
 

@@ -426,32 +426,15 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def decode_source(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """Decode image bytes fully into the codec's canonical array; :class:`DataError` if corrupt."""
-    from PIL import Image, UnidentifiedImageError
+    """Decode image bytes into the codec's canonical array, exactly as ``compress`` reads a file
+    (same conversions, same ``max_pixels`` cap); returns the conversion notes too.
+    :class:`DataError` naming ``name`` if the bytes are empty, corrupt or too large."""
+    from .data.imageio import load_image_bytes
 
-    from .data.imageio import load_image, max_pixels_default
-
-    if not data:
-        raise DataError(f"{name}: file is empty (0 bytes)")
-    notes: list[str] = []
-    try:
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(io.BytesIO(data)) as img:
-                w, h = img.size
-                limit = max_pixels_default()
-                if w * h > limit:
-                    raise DataError(f"{name}: {w}x{h} = {w * h} pixels exceeds max_pixels={limit}; raise GANCODEC_MAX_PIXELS to allow it")
-                img.load()
-                pixels = load_image(img)
-        notes = sorted({str(c.message) for c in caught if issubclass(c.category, UserWarning)})
-    except DataError as exc:
-        raise DataError(str(exc).replace("image:", f"{name}:", 1)) from None
-    except UnidentifiedImageError:
-        raise DataError(f"{name}: not an image Pillow can read (check the file type)") from None
-    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
-        raise DataError(f"{name}: cannot decode image ({exc}); the file is probably truncated or corrupt") from None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pixels = load_image_bytes(data, name)
+    notes = sorted({str(c.message) for c in caught if issubclass(c.category, UserWarning)})
     return pixels, notes
 
 

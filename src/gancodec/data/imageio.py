@@ -16,7 +16,9 @@ decompression-bomb guard, so a hostile file cannot make us allocate gigabytes.
 from __future__ import annotations
 
 import contextlib
+import io
 import os
+import threading
 import warnings
 from pathlib import Path
 from typing import Iterator, Union
@@ -112,17 +114,31 @@ def _from_pil(img: Image.Image, name: str, max_pixels: int) -> np.ndarray:
 _GRAY_WIDE = ("I;16", "I;16B", "I;16L", "I", "F")  # modes _from_pil reduces (and warns about) itself
 
 
+_limit_lock = threading.Lock()
+_limit_users = 0
+_limit_saved: int | None = None
+
+
 @contextlib.contextmanager
 def _max_pixels_only() -> Iterator[None]:
     """Pillow's own decompression-bomb limit off in this block: ``max_pixels`` is the one limit.
 
     Otherwise Pillow refuses files above ~89 MP with a misleading error, below our 256 MP cap.
+    Pillow's limit is a module global, so concurrent readers (the bulk flow's threads) share one
+    switch: the first in turns it off, the last out restores the caller's value.
     """
-    saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+    global _limit_users, _limit_saved
+    with _limit_lock:
+        if _limit_users == 0:
+            _limit_saved, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, None
+        _limit_users += 1
     try:
         yield
     finally:
-        Image.MAX_IMAGE_PIXELS = saved
+        with _limit_lock:
+            _limit_users -= 1
+            if _limit_users == 0:
+                Image.MAX_IMAGE_PIXELS = _limit_saved
 
 
 def _reads_16_bit(img: Image.Image) -> bool:
@@ -154,11 +170,26 @@ def load_image(image: ImageInput, *, max_pixels: int | None = None) -> np.ndarra
         raise DataError(f"{name}: no such file")
     if path.stat().st_size == 0:
         raise DataError(f"{name}: file is empty (0 bytes)")
+    return _decode_file(path, name, max_pixels)
+
+
+def load_image_bytes(data: bytes, name: str, *, max_pixels: int | None = None) -> np.ndarray:
+    """:func:`load_image` for an encoded file already in memory (an object from a bucket);
+    ``name`` (its key or URL) is what error messages and warnings name."""
+    max_pixels = max_pixels_default() if max_pixels is None else max_pixels
+    if not data:
+        raise DataError(f"{name}: file is empty (0 bytes)")
+    return _decode_file(io.BytesIO(data), name, max_pixels)
+
+
+def _decode_file(source: Path | io.BytesIO, name: str, max_pixels: int) -> np.ndarray:
+    """The one decoder of encoded files: header size check, 16-bit note, the conversion policy."""
     try:
-        with _max_pixels_only(), Image.open(path) as img:
+        with _max_pixels_only(), Image.open(source) as img:
             w, h = img.size
             if w * h > max_pixels:
-                raise DataError(f"{name}: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}; raise the limit to allow it")
+                raise DataError(f"{name}: {w}x{h} = {w * h} pixels exceeds max_pixels={max_pixels}; "
+                                "raise the limit (GANCODEC_MAX_PIXELS) to allow it")
             deep = _reads_16_bit(img)
             img.load()
             if deep and img.mode not in _GRAY_WIDE:
@@ -168,7 +199,7 @@ def load_image(image: ImageInput, *, max_pixels: int | None = None) -> np.ndarra
         raise
     except UnidentifiedImageError:
         raise DataError(f"{name}: not an image Pillow can read (check the file type)") from None
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+    except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DataError(f"{name}: cannot decode image ({exc}); the file is probably truncated or corrupt") from None
 
 
