@@ -94,6 +94,52 @@ def test_rejected_credentials_are_one_line(tmp_path, src_folder, s3_bucket, moto
     assert f"destination s3://{s3_bucket}/out/" in line and "credentials rejected" in line and "fix the AWS credentials" in line, line
 
 
+def test_read_only_bucket_is_refused_before_any_work(tmp_path, src_folder, s3_bucket, moto_server, capfd, monkeypatch):
+    """Credentials that may list and read the destination bucket but not write to it: one line
+    naming the destination and the fix, before Prefect starts or any image is coded."""
+    import json
+
+    import boto3
+
+    iam = boto3.client("iam", endpoint_url=moto_server, region_name="us-east-1")
+    user = f"reader-{uuid.uuid4().hex[:8]}"
+    iam.create_user(UserName=user)
+    iam.put_user_policy(UserName=user, PolicyName="read-only", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": ["s3:ListBucket", "s3:GetObject"], "Resource": "*"}],
+    }))
+    key = iam.create_access_key(UserName=user)["AccessKey"]
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)  # the fixture's token is not this user's
+    monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
+
+    def set_auth(count: str) -> None:
+        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                                      headers={"Content-Type": "application/octet-stream"}), timeout=10)
+
+    set_auth("0")
+    try:
+        code = cli.main(["bulk", str(src_folder), f"s3://{s3_bucket}/out"])
+    finally:
+        set_auth("inf")
+    assert code == 2
+    line = _one_error_line(capfd)
+    assert f"destination s3://{s3_bucket}/out/_gancodec/write-check: write access denied" in line, line
+    assert "bucket policy" in line, line
+    assert not (tmp_path / "prefect-home").exists()  # refused before Prefect started
+
+
+def test_writable_bucket_probe_leaves_one_marker(s3_url, s3_client, s3_bucket):
+    from gancodec.storage import WRITE_CHECK_KEY, open_store
+
+    open_store(s3_url + "out").probe(write=True)
+    open_store(s3_url + "out").probe(write=True)  # overwritten, not piled up
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket).get("Contents", [])]
+    assert keys == [f"out/{WRITE_CHECK_KEY}"]
+
+
 def test_unusable_local_paths_are_one_line(tmp_path, src_folder, capfd):
     a_file = tmp_path / "plain-file"
     a_file.write_text("x")

@@ -191,6 +191,11 @@ def safe_join(dest_root: str | os.PathLike, key: str) -> str:
 # --------------------------------------------------------------------------- stores
 
 
+#: What ``S3Store.probe(write=True)`` writes (beside the bulk job's manifests) to prove a
+#: destination bucket accepts writes.
+WRITE_CHECK_KEY = "_gancodec/write-check"
+
+
 @dataclass(frozen=True)
 class ObjectInfo:
     """What a listing or a head tells about one object; ``key`` is relative to the store root."""
@@ -432,14 +437,22 @@ class S3Store(Store):
 
     def probe(self, *, write: bool = False) -> None:
         """One ``ListObjectsV2`` (MaxKeys=1) with at most 3 attempts: the bucket exists, the
-        endpoint answers, the credentials are accepted and the prefix can be listed. Nothing
-        is written (a probe object would leave versions behind); a refused write shows up as
-        failed rows of kind ``storage``."""
+        endpoint answers, the credentials are accepted and the prefix can be listed. With
+        ``write=True``, also one small PUT of :data:`WRITE_CHECK_KEY` (overwritten by every
+        run, never deleted: a delete would leave a marker in a versioned bucket), so a
+        destination the credentials may read but not write is refused before any image is
+        coded, not after a night of work whose every PUT fails."""
         client = make_s3_client(max_attempts=3, connect_timeout=5, faults=False)
         try:
             client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
         except Exception as exc:
             raise self._error(exc, "", "list", client=client) from None
+        if write:
+            key = join_key(self.prefix, WRITE_CHECK_KEY)
+            try:
+                client.put_object(Bucket=self.bucket, Key=key, Body=b"gancodec: this destination is writable\n", ContentType="text/plain")
+            except Exception as exc:
+                raise self._error(exc, WRITE_CHECK_KEY, "write", client=client) from None
 
     def _error(self, exc: BaseException, key: str, action: str, *, client: Any = None) -> StorageError:
         from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ParamValidationError
