@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 import numpy as np
 
 from .errors import BitstreamError, DataError, GancodecError, ModelError, StorageError
-from .storage import LocalStore, ObjectInfo, Store, check_key, is_transient, open_store
+from .storage import ObjectInfo, Store, check_key, is_transient, open_store
 
 log = logging.getLogger("gancodec.bulk")
 
@@ -376,11 +376,7 @@ def plan(
     dst_store = dst if isinstance(dst, Store) else open_store(dst)
     model_id = model_id or model_id_for(settings)
     run_id = run_id or new_run_id()
-    if isinstance(dst_store, LocalStore):
-        try:
-            dst_store.root.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise StorageError(f"{dst_store.root}: cannot create the destination folder ({exc.strerror or exc})") from None
+    dst_store.probe(write=True)  # a destination that cannot be written fails the run now, not per image
     state, _ = load_state(dst_store)
     outputs = {o.key: o.size for o in dst_store.list() if o.key.endswith(OUTPUT_SUFFIX)}
     result = Plan(run_id=run_id, model_id=model_id, settings=settings, batches=[])
