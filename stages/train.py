@@ -7,20 +7,16 @@ resumable checkpoint in --run (persisted by DVC), and exports the weights + mode
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
 from dvclive import Live
 
+from gancodec.data.download import sha256_file
 from gancodec.params import stage_params
 from gancodec.train import TrainConfig, train
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from gancodec.weights import SHIPPED_WEIGHTS, export_weights
-
-
-def _sha256(path: str) -> str:
-    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
 
 
 def _repo_relative(path: Path) -> str:
@@ -60,7 +56,7 @@ def main() -> None:
         digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
         Path(a.out).with_suffix(".json").write_text(json.dumps(
             {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm["init_from"],
-             "init_sha256": _sha256(init) if init else None,
+             "init_sha256": sha256_file(init) if init else None,
              "profile": prm["profile"], "train": cfg.to_dict()}, indent=2) + "\n")
         live.log_metric("final/steps", int(ckpt.get("step", 0)), plot=False)
 

@@ -38,6 +38,21 @@ def _one_error_line(capfd) -> str:
     return lines[0]
 
 
+def _bulk_with_moto_auth(moto_server: str, *args: str) -> int:
+    """``gancodec bulk ARGS`` with moto checking signatures, keys and IAM policies (switched on
+    through the server's /moto-api/reset-auth for this call only); its exit status."""
+
+    def set_auth(count: str) -> None:  # moto checks from the next request on
+        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=count.encode(), method="POST",
+                                                      headers={"Content-Type": "application/octet-stream"}), timeout=10)
+
+    set_auth("0")
+    try:
+        return cli.main(["bulk", *args])
+    finally:
+        set_auth("inf")
+
+
 @pytest.fixture
 def src_folder(tmp_path):
     folder = tmp_path / "src"
@@ -80,15 +95,7 @@ def test_rejected_credentials_are_one_line(tmp_path, src_folder, s3_bucket, moto
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAGANCODECBADKEY00")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "not-a-real-secret")
 
-    def set_auth(count: str) -> None:  # moto checks signatures and keys from the next request on
-        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=count.encode(), method="POST",
-                                                      headers={"Content-Type": "application/octet-stream"}), timeout=10)
-
-    set_auth("0")
-    try:
-        code = cli.main(["bulk", str(src_folder), f"s3://{s3_bucket}/out"])
-    finally:
-        set_auth("inf")
+    code = _bulk_with_moto_auth(moto_server, str(src_folder), f"s3://{s3_bucket}/out")
     assert code == 2
     line = _one_error_line(capfd)
     assert f"destination s3://{s3_bucket}/out/" in line and "credentials rejected" in line and "fix the AWS credentials" in line, line
@@ -115,15 +122,7 @@ def test_read_only_bucket_is_refused_before_any_work(tmp_path, src_folder, s3_bu
     monkeypatch.delenv("AWS_SECURITY_TOKEN", raising=False)
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect-home"))
 
-    def set_auth(count: str) -> None:
-        urllib.request.urlopen(urllib.request.Request(f"{moto_server}/moto-api/reset-auth", data=count.encode(), method="POST",
-                                                      headers={"Content-Type": "application/octet-stream"}), timeout=10)
-
-    set_auth("0")
-    try:
-        code = cli.main(["bulk", str(src_folder), f"s3://{s3_bucket}/out"])
-    finally:
-        set_auth("inf")
+    code = _bulk_with_moto_auth(moto_server, str(src_folder), f"s3://{s3_bucket}/out")
     assert code == 2
     line = _one_error_line(capfd)
     assert f"destination s3://{s3_bucket}/out/_gancodec/write-check: write access denied" in line, line

@@ -70,7 +70,7 @@ def test_compress_api(case, corpus_dir):
 
 
 def _read(read, *args):
-    """(pixels, conversion warnings, error message) of one read, names stripped."""
+    """(pixels, sorted conversion warnings, error message) of one read."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         try:
