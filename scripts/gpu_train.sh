@@ -1,17 +1,37 @@
 #!/usr/bin/env bash
-# One prepared GPU training burst (for a lent, time-limited GPU machine): stage 1, then stage 2.
-#   scripts/gpu_train.sh CROPS_DIR OUT_DIR [STAGE1_SECONDS] [STAGE2_SECONDS]
-# Stage 1 continues from the shipped weights on the packed crops (python -m gancodec.train.pack),
-# bf16 autocast + torch.compile, and exports OUT_DIR/hyperprior-next.pt (float16, < 16 MiB).
-# Stage 2 freezes that model and trains the realism decoder against the conditional
-# discriminator, exporting OUT_DIR/realism-next.pt + .json (float16, ~3 MB). Set
-# STAGE2_SECONDS=0 to skip it. Files over 16 MiB (resumable optimiser states) are removed.
-set -euo pipefail
+# One prepared GPU training burst (for a lent, time-limited GPU machine): stage 1, then stage 2,
+# then the cross-device determinism check.
+#   scripts/gpu_train.sh CROPS_DIR OUT_DIR [STAGE1_SECONDS] [STAGE2_SECONDS] [INIT_WEIGHTS] [KODAK_DIR]
+# Stage 1 continues from INIT_WEIGHTS (default: the shipped weights) on the packed crops
+# (python -m gancodec.train.pack), bf16 autocast + torch.compile (retried without compile if
+# that fails), the learning rate decaying over the time budget, and exports
+# OUT_DIR/hyperprior-next.pt (float16, < 16 MiB). Stage 2 freezes that model and trains the
+# realism decoder against the conditional discriminator, exporting OUT_DIR/realism-next.pt +
+# .json (float16, ~3 MB); STAGE2_SECONDS=0 skips it. With KODAK_DIR, scripts/device_check.py
+# then encodes there on the GPU and decodes on CPU and GPU (OUT_DIR/device_check.json).
+# Files over 16 MiB (resumable optimiser states) are removed: they cannot come back.
+# Knobs (environment): GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
+# GPU_CROP (256), CHECK_LIMIT (8 images).
+set -uo pipefail
 crops=${1:?crops folder}; out=${2:?output folder}; s1=${3:-420}; s2=${4:-240}
-python -m gancodec.train --data "$crops" --out "$out/run" \
-    --init-from src/gancodec/weights/hyperprior-v1.pt --max-seconds "$s1" --steps 1000000 \
-    --batch-size 16 --crop 256 --lr 1e-4 --device cuda --compile --checkpoint-every-s 120
-python - "$out" <<'PY'
+init=${5:-src/gancodec/weights/hyperprior-v1.pt}; kodak=${6:-}
+device=${GPU_DEVICE:-cuda}; batch=${GPU_BATCH:-16}; lr=${GPU_LR:-1e-4}; crop=${GPU_CROP:-256}
+mkdir -p "$out"
+
+stage1() {  # $1: seconds, $2...: extra flags
+    local secs=$1; shift
+    python -m gancodec.train --data "$crops" --out "$out/run" --init-from "$init" --max-seconds "$secs" \
+        --steps 1000000 --batch-size "$batch" --crop "$crop" --lr "$lr" --device "$device" \
+        --checkpoint-every-s 60 --threads 8 "$@"
+}
+start=$SECONDS
+if [ "${GPU_COMPILE:-1}" = 1 ]; then
+    stage1 "$s1" --compile || { echo "stage 1 with --compile failed; going on without it"; \
+        stage1 $(( s1 - (SECONDS - start) > 30 ? s1 - (SECONDS - start) : 30 )); } || exit 1
+else
+    stage1 "$s1" || exit 1
+fi
+python - "$out" <<'PY' || exit 1
 import sys
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from gancodec.weights import export_weights
@@ -20,10 +40,18 @@ ck = load_checkpoint(f"{out}/run/model.pt")
 print("exported", export_weights(model_from_checkpoint(ck), f"{out}/hyperprior-next.pt", step=int(ck["step"])))
 PY
 rm -f "$out/run/last.pt" "$out/run/model.pt"  # 84 MB / 28 MB: over the 16 MiB a file that comes back
+
 if [ "$s2" -gt 0 ]; then
     python -m gancodec.realism --data "$crops" --base "$out/hyperprior-next.pt" --out "$out/stage2" \
-        --max-seconds "$s2" --steps 1000000 --batch-size 8 --crop 256 --device cuda --checkpoint-every-s 120
-    mv "$out/stage2/realism.pt" "$out/realism-next.pt"
-    mv "$out/stage2/realism.json" "$out/realism-next.json"
+        --max-seconds "$s2" --steps 1000000 --batch-size 8 --crop "$crop" --device "$device" \
+        --checkpoint-every-s 60 \
+    && mv "$out/stage2/realism.pt" "$out/realism-next.pt" \
+    && mv "$out/stage2/realism.json" "$out/realism-next.json" \
+    || echo "stage 2 failed (stage 1's export is kept)"
     rm -f "$out/stage2/last.pt"  # generator + discriminator + two Adam states: over 16 MiB
+fi
+
+if [ -n "$kodak" ]; then
+    timeout 90 python scripts/device_check.py "$kodak" --encode "$device" --decode "cpu,$device" \
+        --limit "${CHECK_LIMIT:-8}" --json "$out/device_check.json" || echo "device check: exit $?"
 fi

@@ -47,3 +47,25 @@ def test_pack_keeps_to_its_budget(tmp_path):
     assert n == len(files) > 0 and size <= 200_000
     assert sum(f.stat().st_size for f in files) == size
     assert np.asarray(Image.open(files[0])).shape == (128, 128, 3)
+
+
+def test_pack_jpeg_fits_more_crops_in_the_same_budget(tmp_path):
+    images = str(_images(tmp_path))
+    n_png, _ = pack([images], tmp_path / "png", crop=128, max_bytes=200_000)
+    n_jpg, size = pack([images], tmp_path / "jpg", crop=128, max_bytes=200_000, fmt="jpeg")
+    files = sorted((tmp_path / "jpg").glob("*.jpg"))
+    assert n_jpg == len(files) > n_png and size <= 200_000
+    with Image.open(files[0]) as img:
+        assert img.format == "JPEG" and img.size == (128, 128)
+
+
+def test_lr_decays_over_the_wall_clock_budget():
+    from gancodec.train.loop import get_lr
+
+    # a time-budgeted run (steps set out of reach) still ends at the floor, not at the peak
+    cfg = TrainConfig(lr=1e-4, lr_final_fraction=0.1, steps=1_000_000, max_seconds=600)
+    assert get_lr(cfg, 1000, elapsed_s=0.0) > 0.99e-4
+    assert abs(get_lr(cfg, 1000, elapsed_s=300.0) - 0.55e-4) < 1e-7
+    assert abs(get_lr(cfg, 5000, elapsed_s=600.0) - 1e-5) < 1e-12
+    # without a budget, the step count alone sets the progress
+    assert abs(get_lr(TrainConfig(lr=1e-4, steps=1200), 1200) - 1e-5) < 1e-12

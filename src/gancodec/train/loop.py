@@ -28,12 +28,15 @@ def pick_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def get_lr(cfg: TrainConfig, step: int) -> float:
-    """Short warm-up, then cosine decay to lr * lr_final_fraction at cfg.steps."""
+def get_lr(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
+    """Short warm-up, then cosine decay to lr * lr_final_fraction at cfg.steps or, with a
+    wall-clock budget, at cfg.max_seconds: whichever end comes first sets the progress."""
     warmup = 200
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
+    if cfg.max_seconds:
+        progress = max(progress, min(1.0, elapsed_s / cfg.max_seconds))
     floor = cfg.lr * cfg.lr_final_fraction
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
@@ -86,11 +89,11 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     # --- the loop -------------------------------------------------------------------------
     t0 = last_ckpt = time.time()
     step = start_step
-    seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+    seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}  # summed on the device: one sync per log line
     while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
         for group in optimizer.param_groups:
-            group["lr"] = get_lr(cfg, step)
-        x = sampler.batch(cfg.batch_size).to(device, non_blocking=True)
+            group["lr"] = get_lr(cfg, step, time.time() - t0)
+        x = sampler.batch(cfg.batch_size, uint8=True).to(device, non_blocking=True).float().div_(255.0)
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         rate = torch.empty(cfg.batch_size).uniform_(rate_min, rate_max)
@@ -103,12 +106,15 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1
-        seen["loss"] += rd.loss.item(); seen["bpp"] += rd.bpp.item(); seen["mse"] += rd.mse.item(); seen["n"] += 1
+        for k in ("loss", "bpp", "mse"):
+            seen[k] += getattr(rd, k).detach().float()
+        seen["n"] += 1
         if step % cfg.log_every == 0:
             n = seen.pop("n")
-            rec = {k: v / n for k, v in seen.items()}
+            rec = {k: float(v) / n for k, v in seen.items()}
             rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
-            log({"step": step, **rec, "lr": get_lr(cfg, step), "elapsed_s": round(time.time() - t0, 1)})
+            elapsed = time.time() - t0
+            log({"step": step, **rec, "lr": get_lr(cfg, step, elapsed), "elapsed_s": round(elapsed, 1)})
             seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
         if time.time() - last_ckpt > cfg.checkpoint_every_s:
             checkpoint(step)
