@@ -13,6 +13,7 @@
 # Knobs (environment): GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
 # GPU_CROP (256), CHECK_LIMIT (8 images).
 set -uo pipefail
+py=${PYTHON:-python3}  # the GPU image has python3 only
 crops=${1:?crops folder}; out=${2:?output folder}; s1=${3:-420}; s2=${4:-240}
 init=${5:-src/gancodec/weights/hyperprior-v1.pt}; kodak=${6:-}
 device=${GPU_DEVICE:-cuda}; batch=${GPU_BATCH:-16}; lr=${GPU_LR:-1e-4}; crop=${GPU_CROP:-256}
@@ -20,7 +21,7 @@ mkdir -p "$out"
 
 stage1() {  # $1: seconds, $2...: extra flags
     local secs=$1; shift
-    python -m gancodec.train --data "$crops" --out "$out/run" --init-from "$init" --max-seconds "$secs" \
+    "$py" -m gancodec.train --data "$crops" --out "$out/run" --init-from "$init" --max-seconds "$secs" \
         --steps 1000000 --batch-size "$batch" --crop "$crop" --lr "$lr" --device "$device" \
         --checkpoint-every-s 60 --threads 8 "$@"
 }
@@ -31,7 +32,7 @@ if [ "${GPU_COMPILE:-1}" = 1 ]; then
 else
     stage1 "$s1" || exit 1
 fi
-python - "$out" <<'PY' || exit 1
+"$py" - "$out" <<'PY' || exit 1
 import sys
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from gancodec.weights import export_weights
@@ -42,7 +43,7 @@ PY
 rm -f "$out/run/last.pt" "$out/run/model.pt"  # 84 MB / 28 MB: over the 16 MiB a file that comes back
 
 if [ "$s2" -gt 0 ]; then
-    python -m gancodec.realism --data "$crops" --base "$out/hyperprior-next.pt" --out "$out/stage2" \
+    "$py" -m gancodec.realism --data "$crops" --base "$out/hyperprior-next.pt" --out "$out/stage2" \
         --max-seconds "$s2" --steps 1000000 --batch-size 8 --crop "$crop" --device "$device" \
         --checkpoint-every-s 60 \
     && mv "$out/stage2/realism.pt" "$out/realism-next.pt" \
@@ -52,6 +53,6 @@ if [ "$s2" -gt 0 ]; then
 fi
 
 if [ -n "$kodak" ]; then
-    timeout 90 python scripts/device_check.py "$kodak" --encode "$device" --decode "cpu,$device" \
+    timeout 90 "$py" scripts/device_check.py "$kodak" --encode "$device" --decode "cpu,$device" \
         --limit "${CHECK_LIMIT:-8}" --json "$out/device_check.json" || echo "device check: exit $?"
 fi

@@ -69,3 +69,19 @@ def test_lr_decays_over_the_wall_clock_budget():
     assert abs(get_lr(cfg, 5000, elapsed_s=600.0) - 1e-5) < 1e-12
     # without a budget, the step count alone sets the progress
     assert abs(get_lr(TrainConfig(lr=1e-4, steps=1200), 1200) - 1e-5) < 1e-12
+
+
+def test_filling_the_tables_leaves_the_module_where_it_is():
+    """Checkpoints fill the coding tables mid-run; that must not move or recast the training
+    model (it once moved the z prior to the CPU and broke a GPU run at its first checkpoint)."""
+    import torch
+
+    from gancodec.entropy.factorized import FactorizedPrior
+
+    prior = FactorizedPrior(8).double()
+    param = next(prior.parameters())
+    prior.update_tables()
+    assert next(prior.parameters()) is param and param.dtype == torch.float64 and param.device.type == "cpu"
+    tables = prior.freqs.clone()
+    prior.float().update_tables()
+    assert torch.equal(tables, prior.freqs) and prior.tables_ready()

@@ -8,6 +8,8 @@ encoder and every decoder use the very same numbers.
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -57,8 +59,11 @@ class FactorizedPrior(nn.Module):
 
     @torch.no_grad()
     def update_tables(self) -> None:
-        """Recompute the integer coding tables from the current parameters (float64, CPU)."""
-        model = self.double().cpu() if self.matrices[0].dtype != torch.float64 else self
+        """Recompute the integer coding tables from the current parameters (float64, CPU).
+
+        Works on a float64 CPU copy: this module keeps its device and dtype, so a training run
+        on a GPU can checkpoint (which fills the tables) and go on."""
+        model = copy.deepcopy(self).to("cpu", torch.float64)
         values = torch.arange(-TAIL, TAIL + 1, dtype=torch.float64)
         edges = torch.cat([values - 0.5, values[-1:] + 0.5]).reshape(1, 1, -1).expand(self.channels, 1, -1)
         cdf = torch.sigmoid(model._logits_cumulative(edges.contiguous())).reshape(self.channels, -1)
@@ -67,7 +72,6 @@ class FactorizedPrior(nn.Module):
         pmf[:, 0] += cdf[:, 0].numpy()
         pmf[:, -1] += 1 - cdf[:, -1].numpy()
         tables = np.stack([quantize_pmf(row) for row in pmf])
-        self.float()
         self.freqs.copy_(torch.from_numpy(tables.astype(np.int32)))
 
     def tables_ready(self) -> bool:
