@@ -42,11 +42,13 @@ def main() -> None:
                       lmbda=prm.get("lambda"), checkpoint_every_s=float(prm.get("checkpoint_every_s", 300)),
                       log_every=int(prm.get("log_every", 10)), threads=int(prm.get("threads", 0)))
     with Live(a.live, report=None, dvcyaml=None) as live:
+        # train() logs its final step at least (even with nothing left to train), so the plots
+        # folder dvc.yaml declares is always written.
         def log(rec: dict) -> None:
             if "step" in rec and "loss" in rec:
+                live.step = rec["step"]  # first: dvclive writes each value at the current step
                 for key in ("loss", "bpp", "psnr"):
                     live.log_metric(f"train/{key}", rec[key])
-                live.step = rec["step"]
                 live.next_step()
             else:
                 print(json.dumps(rec), flush=True)

@@ -50,8 +50,16 @@ def _dvc(cwd: Path, *args: str) -> str:
     return proc.stdout
 
 
-def ci_repo(tmp_path: Path) -> tuple[Path, dict]:
-    """A temp copy of the pipeline on the ci profile, its mirror a tiny made-up one; (repo, params)."""
+def git(cwd: Path, *args: str) -> str:
+    proc = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=cwd, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc.stdout
+
+
+def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
+    """A temp copy of the pipeline on the ci profile, its mirror a tiny made-up one; (repo, params).
+    With ``scm``, a git repo with all of that committed (for `dvc exp`, `dvc params diff`)."""
     repo = tmp_path / "repo"
     repo.mkdir()
     for rel in ("dvc.yaml", "params.yaml", ".dvcignore"):
@@ -66,7 +74,17 @@ def ci_repo(tmp_path: Path) -> tuple[Path, dict]:
     for source, entries in files.items():
         params["download"]["sources"][source]["files"] = entries
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    _dvc(repo, "init", "--no-scm", "-q")
+    if not scm:
+        _dvc(repo, "init", "--no-scm", "-q")
+        return repo, params
+    (repo / ".gitignore").write_text("__pycache__/\n*.egg-info/\n.dlcache/\n")
+    git(repo, "init", "-q")
+    # dvc exp commits too: an identity of the repo's own, so no global git config is needed
+    git(repo, "config", "user.name", "t")
+    git(repo, "config", "user.email", "t@t")
+    _dvc(repo, "init", "-q")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "ci pipeline")
     return repo, params
 
 

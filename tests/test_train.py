@@ -85,3 +85,53 @@ def test_filling_the_tables_leaves_the_module_where_it_is():
     tables = prior.freqs.clone()
     prior.float().update_tables()
     assert torch.equal(tables, prior.freqs) and prior.tables_ready()
+
+
+def _starts(logs):
+    return [r for r in logs if r.get("event") == "start"]
+
+
+def _steps(logs):
+    return [r["step"] for r in logs if "loss" in r]
+
+
+def test_changed_settings_start_afresh_while_more_steps_resume(tmp_path):
+    """A checkpoint made under another lr or lambda is another run: not resumed (the DVC stage's
+    persisted last.pt once made `dvc exp run -S train.lambda=...` resume at 12 of 12 and train
+    nothing). Settings that only extend a run (steps) still resume."""
+    images = str(_images(tmp_path))
+    cfg = TrainConfig(data_dirs=[images], out_dir=str(tmp_path / "run"), steps=2, batch_size=2, crop=64, log_every=1,
+                      model={"N": 16, "M": 24}, threads=1)
+    train(cfg)
+    for change in ({"lr": 3e-4}, {"lmbda": 0.013}):
+        cfg = TrainConfig.from_dict({**cfg.to_dict(), **change})
+        logs = []
+        train(cfg, log=logs.append)
+        (name, new), = change.items()
+        origin = _starts(logs)[0]["origin"]
+        assert origin.startswith("scratch (not resuming") and f"{name} " in origin and repr(new) in origin, origin
+        assert _steps(logs) == [1, 2]
+        saved = load_checkpoint(tmp_path / "run/last.pt")
+        assert saved["step"] == 2 and saved["train_config"][name] == new
+
+    logs = []
+    more = TrainConfig.from_dict({**cfg.to_dict(), "steps": 3, "log_every": 2, "checkpoint_every_s": 1.0})
+    train(more, log=logs.append)
+    assert _starts(logs)[0]["origin"].startswith("resumed") and "step 2" in _starts(logs)[0]["origin"]
+    assert _steps(logs) == [3]
+
+
+def test_the_final_step_is_always_logged(tmp_path):
+    """The DVC stage's plots folder exists only if a step is logged: a run shorter than log_every
+    logs its last step, and so does a run with nothing left to train (one batch measured)."""
+    cfg = TrainConfig(data_dirs=[str(_images(tmp_path))], out_dir=str(tmp_path / "run"), steps=3, batch_size=2, crop=64,
+                      log_every=50, model={"N": 16, "M": 24}, threads=1)
+    logs = []
+    train(cfg, log=logs.append)
+    assert _steps(logs) == [3]
+    logs = []
+    train(cfg, log=logs.append)  # already complete
+    assert "resumed" in _starts(logs)[0]["origin"]
+    (rec,) = [r for r in logs if "loss" in r]
+    assert rec["step"] == 3 and rec["bpp"] > 0 and rec["psnr"] > 0
+    assert load_checkpoint(tmp_path / "run/last.pt")["step"] == 3

@@ -19,7 +19,7 @@ from ..models import HyperpriorCodec, ModelConfig
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .crops import CropSampler, list_images
-from .losses import rate_distortion
+from .losses import RDLoss, rate_distortion
 
 
 def pick_device(name: str) -> torch.device:
@@ -47,6 +47,21 @@ def _build_model(cfg: TrainConfig) -> tuple[HyperpriorCodec, str]:
     return HyperpriorCodec(ModelConfig(**cfg.model) if cfg.model else ModelConfig()), "scratch"
 
 
+# Settings that only extend or steer a run: a checkpoint made under other values of these is
+# still this run and is resumed. Any other setting (lr, lmbda, data, init_from, ...) defines the
+# run, and a checkpoint made under another value of it is not resumed.
+EXTENDS_RUN = frozenset({"steps", "max_seconds", "out_dir", "device", "threads", "checkpoint_every_s", "log_every",
+                         "compile", "amp"})
+
+
+def _changed_settings(saved: dict | None, cfg: TrainConfig) -> dict[str, tuple]:
+    """The run-defining settings where ``cfg`` differs from a checkpoint's ``train_config``:
+    {name: (saved, now)}. A checkpoint without one (older format) counts as matching."""
+    if saved is None:
+        return {}
+    return {k: (saved.get(k), v) for k, v in cfg.to_dict().items() if k not in EXTENDS_RUN and saved.get(k) != v}
+
+
 def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     """Train until ``cfg.steps`` or ``cfg.max_seconds``; return the path of the weights file."""
     log = log or (lambda rec: print(json.dumps(rec), flush=True))
@@ -59,14 +74,19 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
 
     # --- model, optimiser, resume ---------------------------------------------------------
     resume = out / "last.pt"
-    if resume.exists():
-        ckpt = load_checkpoint(resume)
+    ckpt = load_checkpoint(resume) if resume.exists() else None
+    changed = _changed_settings(ckpt.get("train_config"), cfg) if ckpt is not None else {}
+    if changed:  # another run's checkpoint (e.g. made before lr or lambda changed): start afresh, overwrite it
+        ckpt = None
+    if ckpt is not None:
         model = model_from_checkpoint(ckpt, str(resume))
         start_step, origin = int(ckpt["step"]), f"resumed {resume} at step {ckpt['step']}"
     else:
-        ckpt = None
         model, origin = _build_model(cfg)
         start_step = 0
+    if changed:
+        origin += f" (not resuming {resume}: it was made with other settings: " + ", ".join(
+            f"{k} {old!r} -> {new!r}" for k, (old, new) in changed.items()) + ")"
     model.to(device).train()
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
@@ -86,39 +106,57 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         model.update()
         save_checkpoint(out / "model.pt", model, step=step)
 
-    # --- the loop -------------------------------------------------------------------------
-    t0 = last_ckpt = time.time()
-    step = start_step
-    seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}  # summed on the device: one sync per log line
-    while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
-        for group in optimizer.param_groups:
-            group["lr"] = get_lr(cfg, step, time.time() - t0)
+    def rd_batch() -> RDLoss:
         x = sampler.batch(cfg.batch_size, uint8=True).to(device, non_blocking=True).float().div_(255.0)
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         rate = torch.empty(cfg.batch_size).uniform_(rate_min, rate_max)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
             out_ = forward(x, rate.to(device))
-        rd = rate_distortion(out_, x, model.gain.lmbda(rate))
+        return rate_distortion(out_, x, model.gain.lmbda(rate))
+
+    seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}  # summed on the device: one sync per log line
+
+    def add(rd: RDLoss) -> None:
+        for k in ("loss", "bpp", "mse"):
+            seen[k] += getattr(rd, k).detach().float()
+        seen["n"] += 1
+
+    def log_seen(step: int) -> None:
+        """Log the means over the steps since the last log line, and start a new window."""
+        n = seen.pop("n")
+        rec = {k: float(v) / n for k, v in seen.items()}
+        rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
+        elapsed = time.time() - t0
+        log({"step": step, **rec, "lr": get_lr(cfg, step, elapsed), "elapsed_s": round(elapsed, 1)})
+        seen.update(loss=0.0, bpp=0.0, mse=0.0, n=0)
+
+    # --- the loop -------------------------------------------------------------------------
+    t0 = last_ckpt = time.time()
+    step = start_step
+    while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
+        for group in optimizer.param_groups:
+            group["lr"] = get_lr(cfg, step, time.time() - t0)
+        rd = rd_batch()
         optimizer.zero_grad(set_to_none=True)
         rd.loss.backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         optimizer.step()
         step += 1
-        for k in ("loss", "bpp", "mse"):
-            seen[k] += getattr(rd, k).detach().float()
-        seen["n"] += 1
+        add(rd)
         if step % cfg.log_every == 0:
-            n = seen.pop("n")
-            rec = {k: float(v) / n for k, v in seen.items()}
-            rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
-            elapsed = time.time() - t0
-            log({"step": step, **rec, "lr": get_lr(cfg, step, elapsed), "elapsed_s": round(elapsed, 1)})
-            seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}
+            log_seen(step)
         if time.time() - last_ckpt > cfg.checkpoint_every_s:
             checkpoint(step)
             last_ckpt = time.time()
+    # The final step is always logged (the DVC stage's plots need at least one point): the steps
+    # since the last log line, or, when there was nothing left to train, one batch measured.
+    if step == start_step:
+        with torch.no_grad():
+            add(rd_batch())
+    if seen["n"]:
+        log_seen(step)
     checkpoint(step)
     log({"event": "done", "step": step, "elapsed_s": round(time.time() - t0, 1)})
     return out / "model.pt"
