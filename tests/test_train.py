@@ -135,3 +135,29 @@ def test_the_final_step_is_always_logged(tmp_path):
     (rec,) = [r for r in logs if "loss" in r]
     assert rec["step"] == 3 and rec["bpp"] > 0 and rec["psnr"] > 0
     assert load_checkpoint(tmp_path / "run/last.pt")["step"] == 3
+
+
+def test_new_starting_weights_at_the_same_path_start_afresh(tmp_path):
+    """The DVC stage starts from the shipped weights' path; shipping new weights there changes
+    the run even though no setting changed, so the old last.pt is not resumed."""
+    images = str(_images(tmp_path))
+    init = tmp_path / "init.pt"
+    first = TrainConfig(data_dirs=[images], out_dir=str(tmp_path / "a"), steps=1, batch_size=2, crop=64,
+                        model={"N": 16, "M": 24}, threads=1)
+    train(first)
+    ck = load_checkpoint(tmp_path / "a/model.pt")
+    export_weights(model_from_checkpoint(ck), init)
+    cfg = TrainConfig(data_dirs=[images], out_dir=str(tmp_path / "run"), init_from=str(init), steps=2, batch_size=2,
+                      crop=64, threads=1, log_every=1)
+    train(cfg)
+    logs = []
+    train(TrainConfig.from_dict({**cfg.to_dict(), "steps": 3}), log=logs.append)
+    assert _starts(logs)[0]["origin"].startswith("resumed"), "same weights, more steps: a resume"
+    assert _steps(logs) == [3]
+    ck = load_checkpoint(tmp_path / "run/model.pt")
+    export_weights(model_from_checkpoint(ck), init)  # new weights at the same path
+    logs = []
+    train(TrainConfig.from_dict({**cfg.to_dict(), "steps": 3}), log=logs.append)
+    origin = _starts(logs)[0]["origin"]
+    assert "not resuming" in origin and "init_from sha256" in origin, origin
+    assert _steps(logs) == [1, 2, 3]

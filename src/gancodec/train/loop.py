@@ -15,6 +15,7 @@ from typing import Callable
 
 import torch
 
+from ..data.download import sha256_file
 from ..models import HyperpriorCodec, ModelConfig
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -75,7 +76,10 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     # --- model, optimiser, resume ---------------------------------------------------------
     resume = out / "last.pt"
     ckpt = load_checkpoint(resume) if resume.exists() else None
+    init_sha256 = sha256_file(cfg.init_from) if cfg.init_from else None  # same path, new weights: a new run
     changed = _changed_settings(ckpt.get("train_config"), cfg) if ckpt is not None else {}
+    if ckpt is not None and ckpt.get("init_sha256", init_sha256) != init_sha256:
+        changed["init_from sha256"] = (str(ckpt["init_sha256"])[:12], str(init_sha256)[:12])
     if changed:  # another run's checkpoint (e.g. made before lr or lambda changed): start afresh, overwrite it
         ckpt = None
     if ckpt is not None:
@@ -102,7 +106,8 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
          "params": sum(p.numel() for p in model.parameters())})
 
     def checkpoint(step: int) -> None:
-        save_checkpoint(resume, model, step=step, optimizer=optimizer.state_dict(), train_config=cfg.to_dict())
+        save_checkpoint(resume, model, step=step, optimizer=optimizer.state_dict(), train_config=cfg.to_dict(),
+                        init_sha256=init_sha256)
         model.update()
         save_checkpoint(out / "model.pt", model, step=step)
 
