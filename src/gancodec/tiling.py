@@ -22,6 +22,7 @@ from typing import Callable, Iterator, TypeVar
 import numpy as np
 import torch
 
+from . import latent_refine
 from .entropy.coder import LatentCoder
 from .faults import maybe_inject_oom
 from .models import HyperpriorCodec
@@ -110,6 +111,8 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
         y = model.analysis(x, rate)
         oy, ox = ly0 - py0 // 16, lx0 - px0 // 16
         y = y[:, :, oy : oy + (ly1 - ly0), ox : ox + (lx1 - lx0)]
+        if (ly1 - ly0, lx1 - lx0) == (lh, lw) and latent_refine.is_small(lh, lw):  # a thumbnail or strip
+            y = latent_refine.refine(model, coder, y, x, rate, grid.height, grid.width)
         payloads.append(coder.encode(y, model.h_a))
     return payloads
 
