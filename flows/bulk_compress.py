@@ -111,7 +111,14 @@ def bulk_compress(
 
     for i, jobs in enumerate(p.batches):
         # quote(): Prefect would otherwise walk every job dict looking for futures to wait on
-        window.append((compress_batch_task.submit(src, dst, quote(jobs), settings.to_dict(), p.model_id, run_id, i), jobs))
+        args = (src, dst, quote(jobs), settings.to_dict(), p.model_id, run_id, i)
+        if concurrency <= 1:
+            # One batch at a time: run it in this thread, as a task run all the same (retries,
+            # tags, state). In a task-runner thread the same batch took ~4% longer here (glibc
+            # gives each thread its own malloc arena; benchmarks/bulk_overhead.py).
+            window.append((compress_batch_task(*args, return_state=True), jobs))
+        else:
+            window.append((compress_batch_task.submit(*args), jobs))
         drain(max(1, concurrency) - 1)
     drain(0)
     summary = finish_task(dst, run_id, quote(rows), p.model_id, settings.label, p.ignored, time.perf_counter() - t0)

@@ -200,3 +200,27 @@ def test_cli_failure_inside_the_flow_is_one_line(tmp_path, env, capfd, monkeypat
     assert "Traceback" not in err, err
     errors = [line for line in err.splitlines() if "error" in line.lower() or "failed" in line.lower()]
     assert len(errors) == 1 and errors[0].startswith("gancodec: error: ") and str(bad) in errors[0], err
+
+
+@pytest.mark.parametrize("concurrency", [1, 2])
+def test_a_batch_that_fails_for_good_is_recorded_and_the_rest_goes_on(env, s3_client, source, monkeypatch, concurrency):
+    """Batch 1 raises a non-transient error (no retry): its images become failed rows naming
+    the error, every other batch is written, and the run ends Failed. concurrency=1 runs the
+    batches in the flow's thread, 2 through the task runner: both paths must do this."""
+    real = bulk.compress_batch
+
+    def broken_second_batch(*args, batch_index: int = 0, **kw):
+        if batch_index == 1:
+            raise RuntimeError("worker lost its scratch disk")
+        return real(*args, batch_index=batch_index, **kw)
+
+    monkeypatch.setattr(bulk, "compress_batch", broken_second_batch)
+    bucket, dst = _dest(s3_client)
+    state = _load_flow("bulk_compress").bulk_compress(src=source["url"], dst=dst, batch_size=8, psnr_floor=0.0,
+                                                      concurrency=concurrency, return_state=True)
+    assert state.is_failed()
+    merged = _merged(s3_client, bucket)
+    lost = merged[merged["error"].fillna("").str.contains("scratch disk")]
+    assert len(lost) == 8 and (lost["status"] == "failed").all()
+    written = {k[len("out/"):-len(".gcx")] for k in _versions(s3_client, bucket) if k.endswith(".gcx")}
+    assert written == set(source["good"]) - set(lost.index)
