@@ -101,10 +101,10 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         return out / "realism.pt", export_realism(gen, base_id, out / "realism.pt", step=at, base=str(base_path))
 
     t0 = last = time.time()
-    seen: dict[str, float] = {}
+    seen: dict[str, torch.Tensor | int] = {}  # summed on the device: one sync per log line
     amp = cfg.amp and device.type == "cuda"
     while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
-        x = sampler.batch(cfg.batch_size).to(device, non_blocking=True)
+        x = sampler.batch(cfg.batch_size, uint8=True).to(device, non_blocking=True).float().div_(255.0)
         rate = torch.empty(cfg.batch_size, device=device).uniform_(0, base.num_rates - 1)
         with torch.no_grad():
             y_hat, y_in = quantised_latents(base, x, rate)
@@ -114,7 +114,7 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         opt_d.zero_grad(set_to_none=True)
         d_loss.backward()
         opt_d.step()
-        rec = {"d_loss": d_loss.item()}
+        rec = {"d_loss": d_loss.detach().float()}
         if step >= cfg.d_warmup_steps:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
                 g = generator_loss(x_hat, x, disc(x, y_hat), disc(x_hat, y_hat), w_adv=cfg.w_adv, w_mse=cfg.w_mse,
@@ -123,14 +123,15 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
             g.loss.backward()
             torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
             opt_g.step()
-            rec.update(g_loss=g.loss.item(), adv=g.adv.item(), mse=g.mse.item(), ms_ssim_loss=g.ms_ssim.item(), fm=g.fm.item())
+            rec.update(g_loss=g.loss, adv=g.adv, mse=g.mse, ms_ssim_loss=g.ms_ssim, fm=g.fm)
+            rec = {k: v.detach().float() for k, v in rec.items()}
         step += 1
         for k, v in rec.items():
             seen[k] = seen.get(k, 0.0) + v
         seen["n"] = seen.get("n", 0) + 1
         if step % cfg.log_every == 0:
             n = seen.pop("n")
-            avg = {k: v / n for k, v in seen.items()}
+            avg = {k: float(v) / n for k, v in seen.items()}
             if "mse" in avg:
                 avg["psnr"] = -10 * math.log10(max(avg["mse"], 1e-10))
             log({"step": step, **avg, "elapsed_s": round(time.time() - t0, 1)})
