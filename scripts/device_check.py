@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FOLDER = REPO.parent / "shared" / "datasets" / "kodak"
@@ -47,13 +46,7 @@ class LatentRecorder:
     @torch.no_grad()
     def quantised(self, y: torch.Tensor, h_a) -> torch.Tensor:
         """y_hat = clip(round(y - mean)) + mean, with the mean the CPU derives from z_hat."""
-        from gancodec.entropy.coder import _Y_TAILS, Z_TAIL
-
-        _, _, h, w = y.shape
-        z = h_a(F.pad(y, (0, (-w) % 4, 0, (-h) % 4)))
-        z_hat = torch.round(z).clamp_(-Z_TAIL, Z_TAIL).to("cpu", torch.float64)
-        indexes, means = self.coder._entropy_params(z_hat, h, w)
-        tails = _Y_TAILS[indexes]
+        _, _, means, tails = self.coder.quantisation(y, h_a)
         q = np.clip(torch.round(y.to("cpu", torch.float64) - means)[0].numpy().astype(np.int64), -tails, tails)
         return (torch.from_numpy(q).to(torch.float64).unsqueeze(0) + means).float()
 

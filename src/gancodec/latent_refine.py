@@ -14,8 +14,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from .entropy.coder import _Y_TAILS, Z_TAIL, LatentCoder
+from .entropy.coder import LatentCoder
 from .models import HyperpriorCodec
+from .models.hyperprior import _round_ste
 
 #: Refine when the latent grid is at most this many latents high or wide ...
 SMALL_SIDE = 2
@@ -27,10 +28,6 @@ LR = 0.05
 
 def is_small(latent_h: int, latent_w: int) -> bool:
     return min(latent_h, latent_w) <= SMALL_SIDE and latent_h * latent_w <= MAX_LATENTS
-
-
-def _round_ste(x: torch.Tensor) -> torch.Tensor:
-    return x + (torch.round(x) - x).detach()
 
 
 def refine(model: HyperpriorCodec, coder: LatentCoder, y: torch.Tensor, x: torch.Tensor, rate: float,
@@ -47,12 +44,9 @@ def refine(model: HyperpriorCodec, coder: LatentCoder, y: torch.Tensor, x: torch
     gain = model.gain.gain(torch.tensor([rate], device=y.device)).float()
 
     def decode(latent: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            z = model.h_a(F.pad(latent, (0, (-w) % 4, 0, (-h) % 4)))
-            z_hat = torch.round(z).clamp_(-Z_TAIL, Z_TAIL).to("cpu", torch.float64)
-            indexes, means = coder._entropy_params(z_hat, h, w)
-            means = means.to(latent.device, latent.dtype)
-            tails = torch.from_numpy(_Y_TAILS[indexes]).unsqueeze(0).to(latent.device, latent.dtype)
+        _, _, means, tails = coder.quantisation(latent.detach(), model.h_a)
+        means = means.to(latent.device, latent.dtype)
+        tails = torch.from_numpy(tails).unsqueeze(0).to(latent.device, latent.dtype)
         q = _round_ste(latent - means)
         q = torch.maximum(torch.minimum(q, tails), -tails)
         return model.synthesis(q + means, rate)[..., :height, :width]
@@ -63,8 +57,8 @@ def refine(model: HyperpriorCodec, coder: LatentCoder, y: torch.Tensor, x: torch
         best, best_loss = y, float("inf")
         for _ in range(STEPS):
             loss = F.mse_loss(decode(param * gain), target)
-            if loss.item() < best_loss:  # the loss of param before this step
-                best, best_loss = (param.detach() * gain).to(y.dtype), loss.item()
+            if (now := loss.item()) < best_loss:  # the loss of param before this step
+                best, best_loss = (param.detach() * gain).to(y.dtype), now
             # autograd.grad, not backward(): the shared model's parameters collect no .grad
             (param.grad,) = torch.autograd.grad(loss, param)
             opt.step()

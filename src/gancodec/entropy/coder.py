@@ -69,19 +69,28 @@ class LatentCoder:
         return indexes, GaussianConditional.snap_means(means)
 
     @torch.no_grad()
+    def quantisation(self, y: torch.Tensor, hyper_analysis=None) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
+        """What :meth:`encode` quantises ``y`` (1, M, h, w) against: z_hat (float64, CPU), the
+        scale-table indexes, the snapped means (float64) and the symbol tails (int64, M x h x w).
+        y is coded as ``clip(round(y - means), -tails, tails)``.
+
+        ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
+        """
+        _, _, h, w = y.shape
+        h_a = hyper_analysis or self.model.h_a
+        z = h_a(F.pad(y, (0, (-w) % 4, 0, (-h) % 4)))
+        z_hat = torch.round(z).clamp_(-Z_TAIL, Z_TAIL).to("cpu", torch.float64)
+        indexes, means = self._entropy_params(z_hat, h, w)
+        return z_hat, indexes, means, _Y_TAILS[indexes]
+
+    @torch.no_grad()
     def encode(self, y: torch.Tensor, hyper_analysis=None) -> bytes:
         """Code ``y`` (1, M, h, w) into a tile sub-stream.
 
         ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
         """
-        _, _, h, w = y.shape
-        pad_h, pad_w = (-h) % 4, (-w) % 4
-        h_a = hyper_analysis or self.model.h_a
-        z = h_a(F.pad(y, (0, pad_w, 0, pad_h)))
-        z_hat = torch.round(z).clamp_(-Z_TAIL, Z_TAIL).to("cpu", torch.float64)
-        indexes, means = self._entropy_params(z_hat, h, w)
+        z_hat, indexes, means, tails = self.quantisation(y, hyper_analysis)
         q = torch.round(y.to("cpu", torch.float64) - means)[0].numpy().astype(np.int64)
-        tails = _Y_TAILS[indexes]
         q = np.clip(q, -tails, tails)
 
         encoder = constriction.stream.queue.RangeEncoder()
