@@ -23,23 +23,14 @@ import pandas as pd
 from PIL import Image
 
 import gancodec
-from gancodec.eval import baselines, metrics
+from gancodec.eval import baselines, metrics, ours
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def _measure(x: np.ndarray, x_hat: np.ndarray) -> dict:
-    return {"psnr": metrics.psnr(x, x_hat), "ms_ssim": metrics.ms_ssim(x, x_hat),
-            "ssimulacra2": metrics.ssimulacra2(x, x_hat)}
-
-
-def _at(bpp: float, curve: pd.DataFrame, key: str) -> float:
-    """``key`` of a codec's curve at ``bpp``, interpolated in log-bpp; NaN outside its range."""
-    c = curve.sort_values("bpp")
-    lb = np.log(c["bpp"].to_numpy())
-    if not lb[0] <= np.log(bpp) <= lb[-1]:
-        return float("nan")
-    return float(np.interp(np.log(bpp), lb, c[key].to_numpy()))
+def _measure(x: np.ndarray, x_hat: np.ndarray, num_bytes: int) -> dict:
+    m = metrics.compute_metrics(x, x_hat, num_bytes)
+    return {"bpp": m.bpp, "psnr": m.psnr, "ms_ssim": m.ms_ssim, "ssimulacra2": m.ssimulacra2}
 
 
 def main() -> None:
@@ -64,22 +55,15 @@ def main() -> None:
             for s in a.strengths:
                 out = gancodec.decompress(data, weights=a.weights, realism=s if s > 0 else False,
                                           realism_weights=a.realism_weights)
-                rows.append({"image": name, "quality": q, "strength": s,
-                             "bpp": metrics.bpp(len(data), *x.shape[:2]), **_measure(x, np.asarray(out))})
+                rows.append({"image": name, "quality": q, "strength": s, **_measure(x, np.asarray(out), len(data))})
         print(f"{name} done", file=sys.stderr, flush=True)
     df = pd.DataFrame(rows)
     table = df.groupby(["quality", "strength"], as_index=False)[["bpp", "psnr", "ms_ssim", "ssimulacra2"]].mean()
 
-    codec = baselines.get_codec("webp")
-    webp_rows = []
-    for name, x in images.items():
-        for setting in (5, 10, 20, 30, 40, 50, 60, 70, 80, 90):
-            data = codec.encode(x, setting)
-            webp_rows.append({"setting": setting, "bpp": metrics.bpp(len(data), *x.shape[:2]),
-                              **_measure(x, codec.decode(data))})
-    webp = pd.DataFrame(webp_rows).groupby("setting", as_index=False).mean(numeric_only=True)
-    table["webp_psnr"] = [_at(b, webp, "psnr") for b in table["bpp"]]
-    table["webp_ssimulacra2"] = [_at(b, webp, "ssimulacra2") for b in table["bpp"]]
+    webp = baselines.rd_curve(baselines.sweep("webp", images, settings=(5, 10, 20, 30, 40, 50, 60, 70, 80, 90),
+                                               perceptual=True))
+    for key in ("psnr", "ssimulacra2"):  # WebP at our bpp, linear in log bpp; NaN outside its range
+        table[f"webp_{key}"] = ours.psnr_at(table["bpp"].to_numpy(), webp["bpp"].to_numpy(), webp[key].to_numpy())
 
     print(f"Kodak, {len(images)} images; strength 0 = fidelity decoder")
     print(table.to_string(index=False, float_format=lambda v: f"{v:.3f}"))
