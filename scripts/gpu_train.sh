@@ -11,7 +11,8 @@
 # then encodes there on the GPU and decodes on CPU and GPU (OUT_DIR/device_check.json).
 # Files over 16 MiB (resumable optimiser states) are removed: they cannot come back.
 # Knobs (environment): GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
-# GPU_CROP (256), CHECK_LIMIT (8 images).
+# GPU_CROP (256), CHECK_LIMIT (8 images), GPU_TRAIN_FLAGS (more stage-1 flags, e.g.
+# "--context checkerboard" to add a context model to weights that have none).
 set -uo pipefail
 py=${PYTHON:-python3}  # the GPU image has python3 only
 crops=${1:?crops folder}; out=${2:?output folder}; s1=${3:-420}; s2=${4:-240}
@@ -23,7 +24,7 @@ stage1() {  # $1: seconds, $2...: extra flags
     local secs=$1; shift
     "$py" -m gancodec.train --data "$crops" --out "$out/run" --init-from "$init" --max-seconds "$secs" \
         --steps 1000000 --batch-size "$batch" --crop "$crop" --lr "$lr" --device "$device" \
-        --checkpoint-every-s 60 --threads 8 "$@"
+        --checkpoint-every-s 60 --threads 8 ${GPU_TRAIN_FLAGS:-} "$@"
 }
 start=$SECONDS
 if [ "${GPU_COMPILE:-1}" = 1 ]; then

@@ -40,15 +40,18 @@ def main() -> None:
                       max_seconds=float(prm.get("max_seconds", 0)), batch_size=int(prm["batch_size"]),
                       crop=int(prm["crop"]), lr=float(prm["lr"]), seed=int(prm.get("seed", 0)),
                       lmbda=prm.get("lambda"), checkpoint_every_s=float(prm.get("checkpoint_every_s", 300)),
-                      log_every=int(prm.get("log_every", 10)), threads=int(prm.get("threads", 0)))
+                      log_every=int(prm.get("log_every", 10)), threads=int(prm.get("threads", 0)),
+                      model={"context": prm["context"]} if prm.get("context") else {},
+                      trainable=list(prm.get("trainable") or []))
     with Live(a.live, report=None, dvcyaml=None) as live:
         # train() logs its final step at least (even with nothing left to train), so the plots
         # folder dvc.yaml declares is always written.
         def log(rec: dict) -> None:
             if "step" in rec and "loss" in rec:
                 live.step = rec["step"]  # first: dvclive writes each value at the current step
-                for key in ("loss", "bpp", "psnr"):
-                    live.log_metric(f"train/{key}", rec[key])
+                for key in ("loss", "bpp", "psnr"):  # no psnr when only the entropy model trains
+                    if key in rec:
+                        live.log_metric(f"train/{key}", rec[key])
                 live.next_step()
             else:
                 print(json.dumps(rec), flush=True)

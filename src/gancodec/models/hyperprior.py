@@ -2,6 +2,9 @@
 
     x ──g_a──► y ·gain ──h_a──► z ──Q──► z_hat ──h_s──► (means, scales)
                  │                                          │
+                 │                  (context: anchors of y_hat refine the
+                 │                   parameters of the other half, optional)
+                 │                                          │
                  └──────────────Q(y - means)+means ◄────────┘
                                    │
                                y_hat ·inv_gain ──g_s──► x_hat
@@ -21,11 +24,15 @@ import torch
 from torch import nn
 
 from ..entropy import FactorizedPrior, GaussianConditional
+from .checkerboard import CheckerboardContext
 from .gain import GainUnits
 from .transforms import HYPER_STRIDE, AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
 
 #: Rate points of the gain units, low to high (lambda for 255^2 * MSE + bpp).
 DEFAULT_LAMBDAS = [0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932]
+
+
+CONTEXTS = ("none", "checkerboard")
 
 
 @dataclass(frozen=True)
@@ -35,23 +42,29 @@ class ModelConfig:
     N: int = 128
     M: int = 192
     lambdas: tuple[float, ...] = field(default_factory=lambda: tuple(DEFAULT_LAMBDAS))
+    context: str = "none"  # "none" (hyperprior only) or "checkerboard" (gancodec.models.checkerboard)
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["lambdas"] = list(self.lambdas)
+        if self.context == "none":  # keeps plain models' files readable by gancodec before 1.4
+            del d["context"]
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {"N", "M", "lambdas"}
+        known = {"N", "M", "lambdas", "context"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; valid keys are {sorted(known)}")
-        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]))
+        context = str(d.get("context", "none"))
+        if context not in CONTEXTS:
+            raise ValueError(f"context {context!r} is not one of {list(CONTEXTS)}")
+        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]), context=context)
 
 
 class RDOutput(NamedTuple):
-    x_hat: torch.Tensor
+    x_hat: torch.Tensor | None  # None when forward(..., synthesize=False)
     y_likelihoods: torch.Tensor
     z_likelihoods: torch.Tensor
 
@@ -72,21 +85,29 @@ class HyperpriorCodec(nn.Module):
         self.z_prior = FactorizedPrior(N)
         self.y_conditional = GaussianConditional()
         self.gain = GainUnits(M, list(config.lambdas))
+        self.context = CheckerboardContext(M) if config.context == "checkerboard" else None
 
     @property
     def num_rates(self) -> int:
         return self.gain.num_rates
 
     # --- training path -------------------------------------------------------------------
-    def forward(self, x: torch.Tensor, rate: torch.Tensor) -> RDOutput:
-        """x: (B, 3, H, W) in [0, 1], H and W multiples of 64; rate: (B,) in [0, K-1]."""
+    def forward(self, x: torch.Tensor, rate: torch.Tensor, synthesize: bool = True) -> RDOutput:
+        """x: (B, 3, H, W) in [0, 1], H and W multiples of 64; rate: (B,) in [0, K-1].
+
+        ``synthesize=False`` skips g_s (x_hat is None): for training the entropy model alone.
+        """
         y = self.g_a(x) * self.gain.gain(rate)
         z = self.h_a(y)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_likelihoods = self.z_prior.likelihood(z_noisy)
         means, scales = self.h_s(_round_ste(z)).chunk(2, dim=1)
+        if self.context is not None:  # anchors are quantised as the coder does, around the hyperprior's means
+            means, scales = self.context(_round_ste(y - means) + means, means, scales)
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_likelihoods = self.y_conditional(y_noisy, means, scales)
+        if not synthesize:
+            return RDOutput(None, y_likelihoods, z_likelihoods)
         y_hat = _round_ste(y - means) + means
         x_hat = self.g_s(y_hat * self.gain.inverse_gain(rate))
         return RDOutput(x_hat, y_likelihoods, z_likelihoods)

@@ -1,4 +1,5 @@
-"""``python -m gancodec.train --data DIR [DIR...] --out runs/stage1 [--init-from W] [--steps N] [--max-seconds S]``"""
+"""``python -m gancodec.train --data DIR [DIR...] --out runs/stage1 [--init-from W] [--steps N] [--max-seconds S]
+[--context checkerboard] [--trainable PART ...]``"""
 
 from __future__ import annotations
 
@@ -22,10 +23,16 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--checkpoint-every-s", type=float, default=300.0)
     p.add_argument("--compile", action="store_true")
+    p.add_argument("--context", choices=["none", "checkerboard"], default=None,
+                   help="add a context model (with --init-from: a new part, trained from its initialisation)")
+    p.add_argument("--trainable", nargs="+", default=[], metavar="PART",
+                   help="train only these parts (e.g. context h_a h_s z_prior); without g_a, g_s or gain "
+                        "the loss is the rate alone and g_s is skipped")
     a = p.parse_args(argv)
     train(TrainConfig(data_dirs=a.data, out_dir=a.out, init_from=a.init_from, steps=a.steps, max_seconds=a.max_seconds,
                       batch_size=a.batch_size, crop=a.crop, lr=a.lr, device=a.device, threads=a.threads,
-                      checkpoint_every_s=a.checkpoint_every_s, compile=a.compile))
+                      checkpoint_every_s=a.checkpoint_every_s, compile=a.compile,
+                      model={"context": a.context} if a.context else {}, trainable=a.trainable))
 
 
 if __name__ == "__main__":

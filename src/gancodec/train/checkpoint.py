@@ -32,12 +32,18 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
         raise ModelError(f"{path}: not a readable gancodec checkpoint ({exc})") from None
 
 
-def model_from_checkpoint(ckpt: dict, source: str = "checkpoint") -> HyperpriorCodec:
+def model_from_checkpoint(ckpt: dict, source: str = "checkpoint", overrides: dict | None = None) -> HyperpriorCodec:
+    """The model a checkpoint holds. ``overrides`` change its config to add parts (e.g.
+    ``{"context": "checkerboard"}``): the parts the checkpoint lacks keep their initialisation,
+    every part it has must fit."""
     try:
-        config = ModelConfig.from_dict(ckpt["model_config"])
+        config = ModelConfig.from_dict({**ckpt["model_config"], **(overrides or {})})
         model = HyperpriorCodec(config)
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
-        model.load_state_dict(state)
+        missing, unexpected = model.load_state_dict(state, strict=not overrides)
+        added = {k.split(".")[0] for k in missing}
+        if unexpected or not added <= {"context"}:
+            raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
     except (KeyError, ValueError, RuntimeError) as exc:
         raise ModelError(f"{source}: weights do not fit the model ({exc})") from None
     return model

@@ -27,7 +27,8 @@ class TrainConfig:
     lmbda: float | None = None  # train one rate only: the gain-unit position of this lambda (overrides rate_min/max)
     amp: bool = True  # bf16 autocast on CUDA
     compile: bool = False  # torch.compile the model (GPU)
-    model: dict = field(default_factory=lambda: {})  # ModelConfig overrides when training from scratch
+    model: dict = field(default_factory=lambda: {})  # ModelConfig overrides (with init_from: only new parts, e.g. context)
+    trainable: list[str] = field(default_factory=list)  # parts to train, e.g. [context, h_a, h_s, z_prior]; [] = all
 
     @classmethod
     def from_dict(cls, d: dict) -> "TrainConfig":

@@ -44,8 +44,23 @@ def get_lr(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
 
 def _build_model(cfg: TrainConfig) -> tuple[HyperpriorCodec, str]:
     if cfg.init_from:
-        return model_from_checkpoint(load_checkpoint(cfg.init_from), cfg.init_from), f"weights {cfg.init_from}"
+        return model_from_checkpoint(load_checkpoint(cfg.init_from), cfg.init_from, cfg.model), f"weights {cfg.init_from}"
     return HyperpriorCodec(ModelConfig(**cfg.model) if cfg.model else ModelConfig()), "scratch"
+
+
+#: Parts whose training needs the distortion term; without any of them only the rate is trained.
+SHAPES_PIXELS = frozenset({"g_a", "g_s", "gain"})
+
+
+def _trainable(model: HyperpriorCodec, names: list[str]) -> list[torch.nn.Parameter]:
+    """Freeze every part not in ``names`` (all parts when empty); return the parameters to train."""
+    parts = dict(model.named_children())
+    unknown = set(names) - {k for k, v in parts.items() if v is not None}
+    if unknown:
+        raise ValueError(f"trainable: {sorted(unknown)} are not parts of this model; its parts are {sorted(parts)}")
+    for name, part in parts.items():
+        part.requires_grad_(not names or name in names)
+    return [p for p in model.parameters() if p.requires_grad]
 
 
 # Settings that only extend or steer a run: a checkpoint made under other values of these is
@@ -94,7 +109,9 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     model.to(device).train()
     if device.type == "cpu":
         model = model.to(memory_format=torch.channels_last)
-    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    params = _trainable(model, cfg.trainable)
+    rate_only = bool(cfg.trainable) and not SHAPES_PIXELS & set(cfg.trainable)
+    optimizer = torch.optim.Adam(params, lr=cfg.lr)
     if ckpt is not None and "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
     forward = torch.compile(model) if cfg.compile else model
@@ -103,7 +120,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         rate_min = rate_max = model.gain.rate_of_lambda(cfg.lmbda)
     sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
     log({"event": "start", "origin": origin, "device": str(device), "images": len(sampler.images),
-         "params": sum(p.numel() for p in model.parameters())})
+         "params": sum(p.numel() for p in params), "objective": "rate" if rate_only else "rate-distortion"})
 
     def checkpoint(step: int) -> None:
         save_checkpoint(resume, model, step=step, optimizer=optimizer.state_dict(), train_config=cfg.to_dict(),
@@ -117,7 +134,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
             x = x.contiguous(memory_format=torch.channels_last)
         rate = torch.empty(cfg.batch_size).uniform_(rate_min, rate_max)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
-            out_ = forward(x, rate.to(device))
+            out_ = forward(x, rate.to(device), synthesize=not rate_only)
         return rate_distortion(out_, x, model.gain.lmbda(rate))
 
     seen = {"loss": 0.0, "bpp": 0.0, "mse": 0.0, "n": 0}  # summed on the device: one sync per log line
@@ -131,7 +148,8 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         """Log the means over the steps since the last log line, and start a new window."""
         n = seen.pop("n")
         rec = {k: float(v) / n for k, v in seen.items()}
-        rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
+        if not math.isnan(rec["mse"]):
+            rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
         elapsed = time.time() - t0
         log({"step": step, **rec, "lr": get_lr(cfg, step, elapsed), "elapsed_s": round(elapsed, 1)})
         seen.update(loss=0.0, bpp=0.0, mse=0.0, n=0)
@@ -146,7 +164,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         optimizer.zero_grad(set_to_none=True)
         rd.loss.backward()
         if cfg.grad_clip:
-            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+            torch.nn.utils.clip_grad_norm_(params, cfg.grad_clip)
         optimizer.step()
         step += 1
         add(rd)
