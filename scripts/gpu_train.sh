@@ -43,10 +43,18 @@ print("exported", export_weights(model_from_checkpoint(ck), f"{out}/hyperprior-n
 PY
 rm -f "$out/run/last.pt" "$out/run/model.pt"  # 84 MB / 28 MB: over the 16 MiB a file that comes back
 
-if [ "$s2" -gt 0 ]; then
+stage2() {  # $1: seconds, $2...: extra flags
+    local secs=$1; shift
     "$py" -m gancodec.realism --data "$crops" --base "$out/hyperprior-next.pt" --out "$out/stage2" \
-        --max-seconds "$s2" --steps 1000000 --batch-size 8 --crop "$crop" --device "$device" \
-        --checkpoint-every-s 60 \
+        --max-seconds "$secs" --steps 1000000 --batch-size 8 --crop "$crop" --device "$device" \
+        --checkpoint-every-s 60 "$@"
+}
+if [ "$s2" -gt 0 ]; then
+    start2=$SECONDS
+    { if [ "${GPU_COMPILE:-1}" = 1 ]; then
+          stage2 "$s2" --compile || { echo "stage 2 with --compile failed; going on without it"; \
+              stage2 $(( s2 - (SECONDS - start2) > 30 ? s2 - (SECONDS - start2) : 30 )); }
+      else stage2 "$s2"; fi; } \
     && mv "$out/stage2/realism.pt" "$out/realism-next.pt" \
     && mv "$out/stage2/realism.json" "$out/realism-next.json" \
     || echo "stage 2 failed (stage 1's export is kept)"

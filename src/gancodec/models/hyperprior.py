@@ -101,9 +101,7 @@ class HyperpriorCodec(nn.Module):
         z = self.h_a(y)
         z_noisy = z + torch.empty_like(z).uniform_(-0.5, 0.5)
         z_likelihoods = self.z_prior.likelihood(z_noisy)
-        means, scales = self.h_s(_round_ste(z)).chunk(2, dim=1)
-        if self.context is not None:  # anchors are quantised as the coder does, around the hyperprior's means
-            means, scales = self.context(_round_ste(y - means) + means, means, scales)
+        means, scales = self.entropy_parameters(y, _round_ste(z))
         y_noisy = y + torch.empty_like(y).uniform_(-0.5, 0.5)
         y_likelihoods = self.y_conditional(y_noisy, means, scales)
         if not synthesize:
@@ -111,6 +109,20 @@ class HyperpriorCodec(nn.Module):
         y_hat = _round_ste(y - means) + means
         x_hat = self.g_s(y_hat * self.gain.inverse_gain(rate))
         return RDOutput(x_hat, y_likelihoods, z_likelihoods)
+
+    def entropy_parameters(self, y: torch.Tensor, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Means and scales of y: the hyperprior's from z_hat, refined at non-anchor positions by
+        the context model (if any) from y's anchors, quantised around the hyperprior's means."""
+        means, scales = self.h_s(z_hat).chunk(2, dim=1)
+        if self.context is not None:
+            means, scales = self.context(_round_ste(y - means) + means, means, scales)
+        return means, scales
+
+    def quantise(self, y: torch.Tensor) -> torch.Tensor:
+        """y_hat = round(y - mean) + mean with hard rounding, as the coder quantises (training-side,
+        without the coder's float64 snapping and tail clamps)."""
+        means, _ = self.entropy_parameters(y, torch.round(self.h_a(y)))
+        return torch.round(y - means) + means
 
     # --- coding path (used by gancodec.tiling) --------------------------------------------
     def analysis(self, x: torch.Tensor, rate: float) -> torch.Tensor:

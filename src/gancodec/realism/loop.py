@@ -31,9 +31,7 @@ from .weights import export_realism
 
 def quantised_latents(base, x: torch.Tensor, rate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(y_hat, decoder input) of a batch, as the coder makes them: round(y - mean) + mean."""
-    y = base.g_a(x) * base.gain.gain(rate)
-    means, _ = base.h_s(torch.round(base.h_a(y))).chunk(2, dim=1)
-    y_hat = torch.round(y - means) + means
+    y_hat = base.quantise(base.g_a(x) * base.gain.gain(rate))
     return y_hat, y_hat * base.gain.inverse_gain(rate)
 
 
