@@ -114,7 +114,8 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
     digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)))
     card = {
         "name": SHIPPED_WEIGHTS.name,
-        "summary": "Variable-rate mean-scale hyperprior (stage 1, MSE). Quality 1..8 interpolates 8 gain-unit rate points.",
+        "summary": "Variable-rate mean-scale hyperprior" + (" with a checkerboard context model" if model.context is not None else "")
+                   + " (stage 1, MSE). Quality 1..8 interpolates 8 gain-unit rate points.",
         "sha256": digest,
         "model_id": digest[:32],
         "model_config": model.config.to_dict(),
