@@ -79,6 +79,17 @@ def test_the_context_changes_the_parameters_of_non_anchors_only(context_weights)
     assert torch.equal(model.context(y2, means, scales)[0], new_means)
 
 
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (3, 5), (8, 9)])
+def test_the_coders_sparse_path_equals_the_training_path(context_weights, shape):
+    context = load_model(context_weights).coder.context64
+    g = torch.Generator().manual_seed(shape[0] * 31 + shape[1])
+    y, means = (torch.randn(1, 24, *shape, generator=g, dtype=torch.float64) * 3 for _ in range(2))
+    scales = torch.rand(1, 24, *shape, generator=g, dtype=torch.float64) * 5
+    with torch.no_grad():
+        for dense, sparse in zip(context(y, means, scales), context.at_non_anchors(y, means, scales)):
+            assert torch.allclose(dense, sparse, rtol=1e-12, atol=1e-12)
+
+
 def test_context_decoding_is_thread_count_independent(context_weights):
     """The second pass's parameters come from float64 on the CPU: the same latents on 1 or N threads."""
     data = gancodec.compress(coffee(), quality=4, weights=context_weights, tile_size=256)

@@ -2,10 +2,11 @@
 
 A tile's sub-stream is: the hyper-latent ``z_hat`` (one integer table per channel), then the
 residuals ``round(y - mean)`` grouped by scale-table index; for a model with a checkerboard
-context, in two passes (anchors, then the rest with parameters refined from the anchors). Everything the decoder needs to
-rebuild the coding models comes from ``z_hat`` through a float64 copy of ``h_s`` on the CPU and
-two snapping steps (scale -> table index, mean -> 1/64 grid), so a stream encoded on a GPU
-decodes bit-exactly on any CPU.
+context, in two passes (anchors, then the rest with parameters refined from the anchors).
+Everything the decoder needs to rebuild the coding models comes from ``z_hat`` (and the decoded
+anchors) through float64 copies of ``h_s`` and the context network on the CPU and two snapping
+steps (scale -> table index, mean -> 1/64 grid), so a stream encoded on a GPU decodes
+bit-exactly on any CPU.
 
 constriction is used instead of a hand-written coder: it is maintained, fast, and exact.
 """
@@ -20,10 +21,10 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import BitstreamError
+from ..models.checkerboard import anchor_mask
 from .factorized import TAIL as Z_TAIL
 from .gaussian import SCALE_TABLE, GaussianConditional, scale_freqs, tail_for_scale
 from .tables import probabilities
-from ..models.checkerboard import anchor_mask
 
 _Categorical = constriction.stream.model.Categorical
 _Y_TAILS = np.array([tail_for_scale(float(s)) for s in SCALE_TABLE], dtype=np.int64)

@@ -78,9 +78,10 @@ class CheckerboardContext(nn.Module):
     def at_non_anchors(self, y_hat: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """:meth:`forward` for one latent (batch 1), computed at the non-anchor positions only.
 
-        The coder's path: it gathers the 12 anchor taps of each non-anchor position into one
-        matrix product instead of convolving every position with a mostly-zero 5x5 kernel,
-        about 3x fewer operations. Same result up to float rounding.
+        The coder's path (float64 on the CPU): it gathers the 12 anchor taps of each non-anchor
+        position into one matrix product instead of convolving every position with a mostly-zero
+        5x5 kernel, and runs the 1x1 network on half the positions. Same result up to float
+        rounding (``tests/test_context.py``).
         """
         _, M, h, w = y_hat.shape
         C = self.weight.shape[0]
