@@ -4,7 +4,8 @@ The latent grid is split like a chess board. *Anchors* (row + column even) are c
 the hyperprior's means and scales alone. The other half is then coded with parameters refined
 from the decoded anchors around it: the residuals ``y_hat - mean`` of the 12 anchors of a 5x5
 window (every neighbour at an odd city-block distance) across all channels, mixed with the
-hyperprior's parameters by a small 1x1 network. Both passes are whole-tensor operations, so coding stays parallel.
+hyperprior's parameters by a small 1x1 network. Both passes are whole-tensor operations, so
+coding stays parallel.
 
 The refinement is a residual on the hyperprior's parameters (zero at initialisation), so a
 context model added to trained weights starts out coding exactly as they did.
@@ -106,4 +107,3 @@ class CheckerboardContext(nn.Module):
         new_means.view(M, -1).index_copy_(1, flat, m + delta_means)
         new_scales.view(M, -1).index_copy_(1, flat, torch.exp(log_s + delta_log_scales))
         return new_means, new_scales
-

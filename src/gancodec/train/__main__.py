@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from ..models.hyperprior import CONTEXTS
 from .config import TrainConfig
 from .loop import train
 
@@ -23,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--checkpoint-every-s", type=float, default=300.0)
     p.add_argument("--compile", action="store_true")
-    p.add_argument("--context", choices=["none", "checkerboard"], default=None,
+    p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="add a context model (with --init-from: a new part, trained from its initialisation)")
     p.add_argument("--trainable", nargs="+", default=[], metavar="PART",
                    help="train only these parts (e.g. context h_a h_s z_prior); without g_a, g_s or gain "

@@ -55,7 +55,7 @@ SHAPES_PIXELS = frozenset({"g_a", "g_s", "gain"})
 def _trainable(model: HyperpriorCodec, names: list[str]) -> list[torch.nn.Parameter]:
     """Freeze every part not in ``names`` (all parts when empty); return the parameters to train."""
     parts = dict(model.named_children())
-    unknown = set(names) - {k for k, v in parts.items() if v is not None}
+    unknown = set(names) - set(parts)
     if unknown:
         raise ValueError(f"trainable: {sorted(unknown)} are not parts of this model; its parts are {sorted(parts)}")
     for name, part in parts.items():
