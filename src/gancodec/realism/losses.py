@@ -22,14 +22,20 @@ def discriminator_loss(real: list[list[torch.Tensor]], fake: list[list[torch.Ten
 
 
 def ms_ssim_loss(x_hat: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """1 - MS-SSIM on [0, 1] images (5 scales; crops under 161 px use a smaller Gaussian window)."""
+    """1 - MS-SSIM on [0, 1] images (5 scales; crops under 161 px use a smaller Gaussian window).
+
+    Always float32, also inside a bf16 autocast region: SSIM's variances are differences of
+    nearly equal moments (E[x^2] - E[x]^2), which bf16's 8-bit mantissa cancels to noise (a
+    loss 4x too large, and gradients that wrecked the first GPU realism runs).
+    """
     from pytorch_msssim import ms_ssim
 
     side = min(x.shape[-2:])
     win = 11 if side > 160 else max(3, min(11, (side - 1) // 16 + 1) | 1)
     while (win - 1) * 16 >= side and win > 3:
         win -= 2
-    return 1 - ms_ssim(x_hat.float().clamp(0, 1), x.float(), data_range=1.0, win_size=win)
+    with torch.autocast(x.device.type, enabled=False):
+        return 1 - ms_ssim(x_hat.float().clamp(0, 1), x.float(), data_range=1.0, win_size=win)
 
 
 def generator_loss(x_hat: torch.Tensor, x: torch.Tensor, real: list[list[torch.Tensor]], fake: list[list[torch.Tensor]],
@@ -42,5 +48,6 @@ def generator_loss(x_hat: torch.Tensor, x: torch.Tensor, real: list[list[torch.T
     msl = ms_ssim_loss(x_hat, x) if w_ms_ssim else torch.zeros((), device=x.device)
     loss = w_adv * adv + w_mse * mse + w_ms_ssim * msl + w_fm * fm
     if lpips is not None and w_lpips:
-        loss = loss + w_lpips * lpips(x_hat.float() * 2 - 1, x * 2 - 1).mean()
+        with torch.autocast(x.device.type, enabled=False):
+            loss = loss + w_lpips * lpips(x_hat.float() * 2 - 1, x * 2 - 1).mean()
     return GeneratorLoss(loss, adv.detach(), mse.detach(), msl.detach(), fm.detach())
