@@ -102,3 +102,13 @@ def test_ms_ssim_loss_is_float32_inside_bf16_autocast():
         under_amp = ms_ssim_loss(x_hat, x)
     assert under_amp.dtype == torch.float32
     assert abs(float(under_amp) - float(exact)) < 1e-6
+
+
+def test_spectral_norm_can_be_switched_off():
+    """benchmarks/discriminator_probe.py compares discriminator recipes with and without it."""
+    with_sn = ConditionalPatchDiscriminator(latent_channels=192)
+    without = ConditionalPatchDiscriminator(latent_channels=192, spectral=False)
+    assert any("parametrizations" in n for n, _ in with_sn.named_parameters())
+    assert not any("parametrizations" in n for n, _ in without.named_parameters())
+    x, y_hat = torch.rand(1, 3, 64, 64), torch.randn(1, 192, 4, 4)
+    assert [o[-1].shape for o in without(x, y_hat)] == [o[-1].shape for o in with_sn(x, y_hat)]

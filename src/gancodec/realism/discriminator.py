@@ -20,13 +20,14 @@ from ..models.transforms import LATENT_STRIDE
 class PatchNet(nn.Module):
     """Four strided convs -> one logit per ~46-px patch; returns every activation (for feature matching)."""
 
-    def __init__(self, in_ch: int, width: int = 64) -> None:
+    def __init__(self, in_ch: int, width: int = 64, spectral: bool = True) -> None:
         super().__init__()
+        norm = spectral_norm if spectral else (lambda conv: conv)
         chans = [in_ch, width, width * 2, width * 4, width * 8]
         self.blocks = nn.ModuleList(
-            spectral_norm(nn.Conv2d(a, b, 4, stride=2 if i < 3 else 1, padding=1)) for i, (a, b) in enumerate(zip(chans, chans[1:]))
+            norm(nn.Conv2d(a, b, 4, stride=2 if i < 3 else 1, padding=1)) for i, (a, b) in enumerate(zip(chans, chans[1:]))
         )
-        self.head = spectral_norm(nn.Conv2d(chans[-1], 1, 3, padding=1))
+        self.head = norm(nn.Conv2d(chans[-1], 1, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         feats = []
@@ -39,10 +40,11 @@ class PatchNet(nn.Module):
 class ConditionalPatchDiscriminator(nn.Module):
     """D(x, y_hat) -> per scale, [features..., logits]."""
 
-    def __init__(self, latent_channels: int, cond_channels: int = 12, width: int = 64, scales: int = 2) -> None:
+    def __init__(self, latent_channels: int, cond_channels: int = 12, width: int = 64, scales: int = 2,
+                 spectral: bool = True) -> None:
         super().__init__()
         self.cond = nn.Conv2d(latent_channels, cond_channels, 1)
-        self.nets = nn.ModuleList(PatchNet(3 + cond_channels, width) for _ in range(scales))
+        self.nets = nn.ModuleList(PatchNet(3 + cond_channels, width, spectral) for _ in range(scales))
 
     def forward(self, x: torch.Tensor, y_hat: torch.Tensor) -> list[list[torch.Tensor]]:
         c = F.interpolate(self.cond(y_hat), scale_factor=LATENT_STRIDE, mode="nearest")
