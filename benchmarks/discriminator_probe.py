@@ -2,7 +2,7 @@
 
     python benchmarks/discriminator_probe.py [--weights W.pt] [--data .gpu/crops] [--steps 600]
         [--lr 2e-4] [--crop 128] [--batch-size 8] [--condition latent|none] [--no-spectral-norm]
-        [--device cpu|cuda]
+        [--rates LO HI] [--device cpu|cuda]
 
 Trains only the discriminator, on fixed batches of real crops and their reconstructions by the
 frozen fidelity decoder (hard-quantised latents, random rate points), and prints its accuracy on
@@ -41,6 +41,8 @@ def main() -> None:
     p.add_argument("--no-spectral-norm", action="store_true")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--device", default="cpu")
+    p.add_argument("--rates", type=float, nargs=2, default=None, metavar=("LO", "HI"),
+                   help="rate points drawn from [LO, HI] (0..7 = qualities 1..8; default: all)")
     a = p.parse_args()
     torch.manual_seed(0)
     torch.set_num_threads(a.threads)
@@ -51,14 +53,15 @@ def main() -> None:
     with torch.no_grad():
         for _ in range(a.train_batches + 2):
             x = sampler.batch(a.batch_size, uint8=True).to(device).float() / 255
-            rate = torch.empty(a.batch_size, device=device).uniform_(0, base.num_rates - 1)
+            lo, hi = a.rates or (0, base.num_rates - 1)
+            rate = torch.empty(a.batch_size, device=device).uniform_(lo, hi)
             y_hat, y_in = quantised_latents(base, x, rate)
             cond = y_hat if a.condition == "latent" else torch.zeros_like(y_hat)
             batches.append((x, base.g_s(y_in).clamp(0, 1), cond))
     mse = sum(float(((x - f) ** 2).mean()) for x, f, _ in batches) / len(batches)
     disc = ConditionalPatchDiscriminator(base.config.M, spectral=not a.no_spectral_norm).to(device)
     opt = torch.optim.Adam(disc.parameters(), lr=a.lr, betas=(0.5, 0.999))
-    print(f"{len(sampler.images)} images, crops {a.crop}, fakes at mean MSE {mse:.5f}; condition {a.condition}, "
+    print(f"{len(sampler.images)} images, crops {a.crop}, fakes at mean MSE {mse:.5f}; rates {a.rates or 'all'}, condition {a.condition}, "
           f"spectral norm {not a.no_spectral_norm}, lr {a.lr}")
     t0 = time.time()
     for step in range(1, a.steps + 1):

@@ -12,7 +12,8 @@
 # Files over 16 MiB (resumable optimiser states) are removed: they cannot come back.
 # Knobs (environment): GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
 # GPU_CROP (256), CHECK_LIMIT (8 images), GPU_TRAIN_FLAGS (more stage-1 flags, e.g.
-# "--context checkerboard" to add a context model to weights that have none).
+# "--context checkerboard" to add a context model to weights that have none), GPU_REALISM_FLAGS
+# (more stage-2 flags, e.g. "--rate-max 3 --d-warmup-steps 2000").
 set -uo pipefail
 py=${PYTHON:-python3}  # the GPU image has python3 only
 crops=${1:?crops folder}; out=${2:?output folder}; s1=${3:-420}; s2=${4:-240}
@@ -47,7 +48,7 @@ stage2() {  # $1: seconds, $2...: extra flags
     local secs=$1; shift
     "$py" -m gancodec.realism --data "$crops" --base "$out/hyperprior-next.pt" --out "$out/stage2" \
         --max-seconds "$secs" --steps 1000000 --batch-size 8 --crop "$crop" --device "$device" \
-        --checkpoint-every-s 60 "$@"
+        --checkpoint-every-s 60 ${GPU_REALISM_FLAGS:-} "$@"
 }
 if [ "$s2" -gt 0 ]; then
     start2=$SECONDS

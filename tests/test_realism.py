@@ -27,7 +27,8 @@ def trained(tmp_path_factory):
     img = coffee()[:192, :256]
     before = compress(img, quality=3)
     path = train_realism(RealismConfig(data_dirs=[str(data)], out_dir=str(root / "run"), steps=3, batch_size=2,
-                                       crop=64, lr=1e-3, threads=2, log_every=1, device="cpu"), log=lambda rec: None)
+                                       crop=64, lr=1e-3, threads=2, log_every=1, device="cpu", rate_max=3.0),
+                          log=lambda rec: None)
     return {"path": path, "image": img, "before": before, "root": root}
 
 

@@ -30,12 +30,17 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--threads", type=int, default=d.threads)
     p.add_argument("--checkpoint-every-s", type=float, default=d.checkpoint_every_s)
     p.add_argument("--log-every", type=int, default=d.log_every)
+    p.add_argument("--rate-max", type=float, default=d.rate_max,
+                   help="train on rate points 0..R only (3 = qualities 1-4; default: all)")
+    p.add_argument("--d-warmup-steps", type=int, default=d.d_warmup_steps,
+                   help="train only the discriminator for this many steps first")
     p.add_argument("--compile", action="store_true")
     a = p.parse_args(argv)
     train_realism(RealismConfig(data_dirs=a.data, base=a.base, out_dir=a.out, init_from=a.init_from, steps=a.steps,
                                 max_seconds=a.max_seconds, batch_size=a.batch_size, crop=a.crop, lr=a.lr,
                                 device=a.device, threads=a.threads, checkpoint_every_s=a.checkpoint_every_s,
-                                log_every=a.log_every, compile=a.compile))
+                                log_every=a.log_every, compile=a.compile, rate_max=a.rate_max,
+                                d_warmup_steps=a.d_warmup_steps))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ class RealismConfig:
     checkpoint_every_s: float = 300.0
     log_every: int = 50
     d_warmup_steps: int = 0  # train only the discriminator first (generator frozen)
+    rate_max: float = -1.0  # rate points drawn from [0, rate_max] (-1: all; 3 = qualities 1-4)
     # loss weights (HiFiC's beta = 0.15 on the adversarial term; MSE on [0, 1] pixels)
     w_adv: float = 0.15
     w_mse: float = 150.0

@@ -98,12 +98,13 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         atomic_write_bytes(resume, buf.getvalue())
         return out / "realism.pt", export_realism(gen, base_id, out / "realism.pt", step=at, base=str(base_path))
 
+    rate_max = base.num_rates - 1 if cfg.rate_max < 0 else min(cfg.rate_max, base.num_rates - 1)
     t0 = last = time.time()
     seen: dict[str, torch.Tensor | int] = {}  # summed on the device: one sync per log line
     amp = cfg.amp and device.type == "cuda"
     while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
         x = sampler.batch(cfg.batch_size, uint8=True).to(device, non_blocking=True).float().div_(255.0)
-        rate = torch.empty(cfg.batch_size, device=device).uniform_(0, base.num_rates - 1)
+        rate = torch.empty(cfg.batch_size, device=device).uniform_(0, rate_max)
         with torch.no_grad():
             y_hat, y_in = quantised_latents(base, x, rate)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
