@@ -100,7 +100,8 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
 
     rate_max = base.num_rates - 1 if cfg.rate_max < 0 else min(cfg.rate_max, base.num_rates - 1)
     t0 = last = time.time()
-    seen: dict[str, torch.Tensor | int] = {}  # summed on the device: one sync per log line
+    seen: dict[str, torch.Tensor] = {}  # summed on the device: one sync per log line
+    counts: dict[str, int] = {}
     amp = cfg.amp and device.type == "cuda"
     while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
         x = sampler.batch(cfg.batch_size, uint8=True).to(device, non_blocking=True).float().div_(255.0)
@@ -127,14 +128,13 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         step += 1
         for k, v in rec.items():
             seen[k] = seen.get(k, 0.0) + v
-        seen["n"] = seen.get("n", 0) + 1
+            counts[k] = counts.get(k, 0) + 1  # generator terms start after the warm-up
         if step % cfg.log_every == 0:
-            n = seen.pop("n")
-            avg = {k: float(v) / n for k, v in seen.items()}
+            avg = {k: float(v) / counts[k] for k, v in seen.items()}
             if "mse" in avg:
                 avg["psnr"] = -10 * math.log10(max(avg["mse"], 1e-10))
             log({"step": step, **avg, "elapsed_s": round(time.time() - t0, 1)})
-            seen = {}
+            seen, counts = {}, {}
         if time.time() - last > cfg.checkpoint_every_s:
             checkpoint(step)
             last = time.time()
