@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -35,6 +36,7 @@ def trained(tmp_path_factory):
 def test_encoder_is_bit_identical_after_stage_2(trained):
     assert compress(trained["image"], quality=3) == trained["before"]
     assert (trained["root"] / "run/last.pt").is_file() and trained["path"].with_suffix(".json").is_file()
+    assert json.loads(trained["path"].with_suffix(".json").read_text())["qualities"] == "1-4"  # rate_max=3
     assert trained["path"].stat().st_size < 16 * 2**20  # carryable from a GPU session
 
 

@@ -90,15 +90,17 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
     g_step = torch.compile(gen) if cfg.compile else gen
     frozen = [t.detach().clone() for t in base.state_dict().values()]
 
+    rate_max = base.num_rates - 1 if cfg.rate_max < 0 else min(cfg.rate_max, base.num_rates - 1)
+
     def checkpoint(at: int) -> tuple[Path, str]:
         state = {"base_model_id": base_id, "step": at, "config": cfg.to_dict(), "generator": gen.state_dict(),
                  "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}
         buf = io.BytesIO()
         torch.save(state, buf)
         atomic_write_bytes(resume, buf.getvalue())
-        return out / "realism.pt", export_realism(gen, base_id, out / "realism.pt", step=at, base=str(base_path))
+        return out / "realism.pt", export_realism(gen, base_id, out / "realism.pt", step=at, base=str(base_path),
+                                                  qualities=f"1-{rate_max + 1:g}")
 
-    rate_max = base.num_rates - 1 if cfg.rate_max < 0 else min(cfg.rate_max, base.num_rates - 1)
     t0 = last = time.time()
     seen: dict[str, torch.Tensor] = {}  # summed on the device: one sync per log line
     counts: dict[str, int] = {}
