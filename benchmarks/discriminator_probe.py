@@ -49,11 +49,11 @@ def main() -> None:
     device = torch.device(a.device)
     base = model_from_checkpoint(load_checkpoint(a.weights), a.weights).to(device).eval()
     sampler = CropSampler(list_images(a.data), a.crop, seed=1)
+    lo, hi = a.rates or (0, base.num_rates - 1)
     batches = []  # (real, fake, condition); the last two are held out
     with torch.no_grad():
         for _ in range(a.train_batches + 2):
             x = sampler.batch(a.batch_size, uint8=True).to(device).float() / 255
-            lo, hi = a.rates or (0, base.num_rates - 1)
             rate = torch.empty(a.batch_size, device=device).uniform_(lo, hi)
             y_hat, y_in = quantised_latents(base, x, rate)
             cond = y_hat if a.condition == "latent" else torch.zeros_like(y_hat)
