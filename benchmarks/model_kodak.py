@@ -1,11 +1,12 @@
 """Kodak RD of the shipped (or given) weights vs WebP: published anchor and measured here.
 
     python benchmarks/model_kodak.py [--images ../shared/datasets/kodak] [--limit 24]
-        [--qualities 1 2 3 4 5 6 7 8] [--weights W.pt] [--json kodak.json]
+        [--qualities 1 2 3 4 5 6 7 8] [--weights W.pt] [--refine STEPS] [--json kodak.json]
 
 Prints our curve (mean bpp from real bytes, PSNR, MS-SSIM per quality), WebP measured with
 Pillow on the same images, the published CompressAI WebP anchor, and the PSNR margin at equal
-bpp over 0.15-1.0 bpp. ``--json`` writes the table the model card embeds.
+bpp over 0.15-1.0 bpp. ``--json`` writes the table the model card embeds. ``--refine`` encodes
+with the encoder-side latent search (``compress(..., refine_steps=STEPS)``).
 """
 
 from __future__ import annotations
@@ -31,11 +32,12 @@ def main() -> None:
     p.add_argument("--limit", type=int, default=24)
     p.add_argument("--qualities", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
     p.add_argument("--weights", default=None)
+    p.add_argument("--refine", type=int, default=0, metavar="STEPS")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     paths = sorted(Path(a.images).glob("*.png"))[: a.limit]
     images = {q.stem: np.asarray(Image.open(q).convert("RGB")) for q in paths}
-    df = ours.rd_sweep(images, a.qualities, weights=a.weights)
+    df = ours.rd_sweep(images, a.qualities, weights=a.weights, refine_steps=a.refine)
     mine = ours.rd_curve(df)
     webp = baselines.rd_curve(baselines.sweep("webp", images, settings=(5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)))
     anchor_bpp, anchor_psnr = curve(load_anchors(a.anchors), "webp")
@@ -64,7 +66,7 @@ def main() -> None:
         cmd = "python benchmarks/model_kodak.py " + " ".join(sys.argv[1:])
         Path(a.json).write_text(json.dumps({"images": len(images), "rows": rows, "margin_vs_webp_here": m_here,
                                             "margin_vs_webp_published": m_pub, "bd_rate_vs_webp_here": bd,
-                                            "command": cmd}, indent=2))
+                                            "refine_steps": a.refine, "command": cmd}, indent=2))
 
 
 if __name__ == "__main__":

@@ -82,6 +82,21 @@ def test_usage_errors_exit_2(tmp_path):
     assert r.returncode == 2 and "not allowed with" in r.stderr
 
 
+def test_refine_makes_a_smaller_stream_the_plain_decoder_reads(tmp_path):
+    src = tmp_path / "a.png"
+    Image.fromarray(astronaut(96)).save(src)
+    assert run("compress", src, "-o", tmp_path / "plain.gcx", "-q", "3").returncode == 0
+    r = run("compress", src, "-o", tmp_path / "refined.gcx", "-q", "3", "--refine", "30")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "refined.gcx").stat().st_size < (tmp_path / "plain.gcx").stat().st_size
+    assert run("decompress", tmp_path / "refined.gcx", "-o", tmp_path / "back.png").returncode == 0
+    assert Image.open(tmp_path / "back.png").size == (96, 96)
+    for bad in ("-1", "2.5", "many"):
+        r = run("compress", src, "-o", tmp_path / "bad.gcx", "--refine", bad)
+        assert r.returncode == 2 and "refine steps must be a whole number" in r.stderr
+    assert not (tmp_path / "bad.gcx").exists()
+
+
 def test_rgba_warning_is_printed(tmp_path):
     src = tmp_path / "rgba.png"
     Image.fromarray(np.dstack([astronaut(64), np.full((64, 64), 9, np.uint8)])).save(src)

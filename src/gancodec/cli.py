@@ -92,7 +92,8 @@ def cmd_compress(a: argparse.Namespace) -> int:
 
     def one(src: Path, dst: Path) -> str | None:
         t = time.perf_counter()
-        data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size)
+        data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size,
+                        refine_steps=a.refine)
         atomic_write_bytes(dst, data)
         return f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s" if a.verbose else None
 
@@ -179,6 +180,15 @@ def _strength(text: str) -> float:
     return value
 
 
+def _refine_steps(text: str) -> int:
+    """argparse type for --refine: a whole number of search steps."""
+    from .codec import MAX_REFINE_STEPS
+
+    if not text.isdigit() or int(text) > MAX_REFINE_STEPS:
+        raise argparse.ArgumentTypeError(f"refine steps must be a whole number from 0 to {MAX_REFINE_STEPS}, got {text!r}")
+    return int(text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gancodec", description="A learned image codec: compress images to .gcx and back.")
     p.add_argument("--version", action="version", version="gancodec 0.1.0")
@@ -195,6 +205,9 @@ def build_parser() -> argparse.ArgumentParser:
     rate_args(c)
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     c.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (multiple of 64; default 1024)")
+    c.add_argument("--refine", type=_refine_steps, default=0, metavar="STEPS",
+                   help="search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
+                        "(100 is a good start; default 0, off)")
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=cmd_compress)
 

@@ -99,21 +99,41 @@ def with_backoff(step: Callable[[int, torch.device], T], tile_size: int, device:
 
 @torch.no_grad()
 def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, rate: float,
-                 grid: TileGrid, device: torch.device) -> list[bytes]:
-    """One sub-stream per tile of ``grid`` for a uint8 HxWxC image."""
+                 grid: TileGrid, device: torch.device, refine_steps: int = 0,
+                 progress: Callable[[int], None] | None = None) -> list[bytes]:
+    """One sub-stream per tile of ``grid`` for a uint8 HxWxC image.
+
+    ``refine_steps`` > 0 searches each tile's latents for a better rate-distortion trade-off
+    (:func:`gancodec.latent_refine.search_rd`); ``progress(n)`` is called after each tile.
+    """
     maybe_inject_oom()
     payloads = []
     lh, lw = grid.latent_shape
+    searched: torch.Tensor | None = None  # the latents already searched (earlier tiles), NaN elsewhere
     for ly0, ly1, lx0, lx1 in grid.tiles():
         py0, px0 = max(0, ly0 * 16 - ENCODE_HALO), max(0, lx0 * 16 - ENCODE_HALO)
         py1, px1 = min(lh * 16, ly1 * 16 + ENCODE_HALO), min(lw * 16, lx1 * 16 + ENCODE_HALO)
         x = _pixels(image, py0, py1, px0, px1).to(device).contiguous(memory_format=torch.channels_last)
-        y = model.analysis(x, rate)
+        y_window = model.analysis(x, rate)
         oy, ox = ly0 - py0 // 16, lx0 - px0 // 16
-        y = y[:, :, oy : oy + (ly1 - ly0), ox : ox + (lx1 - lx0)]
+        core = (oy, oy + ly1 - ly0, ox, ox + lx1 - lx0)
+        if refine_steps > 0:
+            if searched is None:
+                searched = torch.full((1, y_window.shape[1], lh, lw), float("nan"), device=device, dtype=y_window.dtype)
+            # the halo as the decoder will see it where earlier tiles were already searched
+            done = searched[:, :, py0 // 16 : py1 // 16, px0 // 16 : px1 // 16]
+            y_window = torch.where(torch.isnan(done), y_window, done)
+            box = (ly0 * 16 - py0, min(grid.height, ly1 * 16) - py0, lx0 * 16 - px0, min(grid.width, lx1 * 16) - px0)
+            valid = (min(grid.height, py1) - py0, min(grid.width, px1) - px0)
+            y = latent_refine.search_rd(model, y_window, x, core, box, valid, rate, refine_steps)
+            searched[:, :, ly0:ly1, lx0:lx1] = y
+        else:
+            y = y_window[:, :, core[0] : core[1], core[2] : core[3]]
         if (ly1 - ly0, lx1 - lx0) == (lh, lw) and latent_refine.is_small(lh, lw):  # a thumbnail or strip
-            y = latent_refine.refine(model, coder, y, x, rate, grid.height, grid.width)
+            y = latent_refine.repair_small(model, coder, y, x, rate, grid.height, grid.width)
         payloads.append(coder.encode(y, model.h_a))
+        if progress is not None:
+            progress(1)
     return payloads
 
 

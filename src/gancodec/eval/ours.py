@@ -16,8 +16,10 @@ from . import metrics
 
 
 def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weights=None,
-             with_ms_ssim: bool = True, perceptual: bool = False, progress=None) -> pd.DataFrame:
-    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2)."""
+             with_ms_ssim: bool = True, perceptual: bool = False, progress=None, refine_steps: int = 0) -> pd.DataFrame:
+    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2).
+
+    ``refine_steps``: encoder-side latent search per tile (``compress(..., refine_steps=)``)."""
     from .. import compress, decompress
 
     rows = []
@@ -25,7 +27,7 @@ def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weight
         h, w = img.shape[:2]
         for q in qualities:
             t0 = time.perf_counter()
-            data = compress(img, quality=float(q), device=device, weights=weights)
+            data = compress(img, quality=float(q), device=device, weights=weights, refine_steps=refine_steps)
             t1 = time.perf_counter()
             out = np.asarray(decompress(data, device=device, weights=weights))
             t2 = time.perf_counter()
