@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+import gancodec
 from gancodec import bulk, faults
 from gancodec.errors import DataError
 from gancodec.storage import LocalStore, S3Store
@@ -42,6 +43,10 @@ def test_settings():
     assert bulk.Settings().label == "quality=default"
     assert bulk.Settings(quality=4).label == "quality=4"
     assert bulk.Settings(bpp=0.25).label == "bpp=0.25"
+    assert bulk.Settings(quality=4, refine_steps=100).label == "quality=4,refine=100"
+    for bad in (-1, 2.5, True):
+        with pytest.raises(ValueError, match="refine steps"):
+            bulk.Settings(refine_steps=bad)
     with pytest.raises(ValueError, match="not both"):
         bulk.Settings(quality=4, bpp=0.3)
     with pytest.raises(ValueError, match="positive"):
@@ -113,7 +118,7 @@ def test_encode_backoff_halves_tile_then_cpu(monkeypatch):
         bulk.encode_with_backoff(np.zeros((8, 8, 3), np.uint8), bulk.Settings())
 
 
-def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_images):
+def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_images, monkeypatch):
     src, dst = tmp_path / "src", tmp_path / "dst"
     s = LocalStore(src)
     for i, img in enumerate(small_images[:5]):
@@ -136,7 +141,20 @@ def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_imag
     third = bulk.run_batches(str(src), str(dst), tiny, batch_size=2)
     assert (third.ok, third.skipped) == (2, 4)
     other_rate = bulk.run_batches(str(src), str(dst), bulk.Settings(quality=2, psnr_floor=0), batch_size=8)
-    assert (other_rate.ok, other_rate.failed) == (5, 1)  # a new setting redoes everything
+    assert (other_rate.ok, other_rate.failed) == (5, 1)  # a new setting redoes everything ...
+    made = pd.read_csv(dst / "_gancodec" / f"manifest-{other_rate.run_id}.csv")
+    assert not made["note"].fillna("").str.contains("adopted").any()  # ... rather than adopting the old outputs
+    assert {gancodec.read_header((dst / "d" / f"im{k}.png.gcx").read_bytes()).quality for k in range(5)} == {2.0}
+    from gancodec import latent_refine
+
+    searches = []  # the real search, counted (the untrained tiny model may find nothing better)
+    real_search = latent_refine.search_rd
+    monkeypatch.setattr(latent_refine, "search_rd", lambda *a: searches.append(a[-1]) or real_search(*a))
+    searched = bulk.run_batches(str(src), str(dst), bulk.Settings(quality=2, psnr_floor=0, refine_steps=3), batch_size=8)
+    assert (searched.ok, searched.failed) == (5, 1)  # so does turning the latent search on
+    assert len(searches) >= 5 and set(searches) == {3}
+    manifest = pd.read_parquet(dst / "_gancodec" / "manifest.parquet")
+    assert set(manifest.loc[manifest["status"] == "ok", "setting"]) == {"quality=2,refine=3"}
 
 
 def test_psnr_floor_refuses_bad_output(tmp_path, tiny, small_images):

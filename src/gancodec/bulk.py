@@ -106,10 +106,16 @@ class Settings:
     tile_size: int | None = None
     psnr_floor: float = DEFAULT_PSNR_FLOOR
     weights: str | None = None
+    refine_steps: int = 0  # encoder-side latent search (gancodec.latent_refine); 0 = off
 
     def __post_init__(self) -> None:
         if self.quality is not None and self.bpp is not None:
             raise ValueError("give quality or bpp, not both")
+        from .codec import MAX_REFINE_STEPS
+
+        r = self.refine_steps
+        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= MAX_REFINE_STEPS:
+            raise ValueError(f"refine steps must be a whole number from 0 to {MAX_REFINE_STEPS}, got {r!r}")
         for name in ("quality", "bpp"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
@@ -117,12 +123,15 @@ class Settings:
 
     @property
     def label(self) -> str:
-        """The rate setting as recorded in the manifest and the outputs' metadata."""
+        """The rate setting as recorded in the manifest and the outputs' metadata (a change of
+        it re-encodes outputs made before)."""
         if self.bpp is not None:
-            return f"bpp={float(self.bpp):g}"
-        if self.quality is not None:
-            return f"quality={float(self.quality):g}"
-        return "quality=default"
+            rate = f"bpp={float(self.bpp):g}"
+        elif self.quality is not None:
+            rate = f"quality={float(self.quality):g}"
+        else:
+            rate = "quality=default"
+        return f"{rate},refine={self.refine_steps}" if self.refine_steps else rate
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -398,7 +407,10 @@ def plan(
                 )
             )
             continue
-        batch.append({"key": info.key, "etag": info.etag or "", "size": info.size})
+        job = {"key": info.key, "etag": info.etag or "", "size": info.size}
+        if prior is not None and prior["status"] == "ok" and (prior["model_id"], prior["setting"]) != (model_id, settings.label):
+            job["stale_output"] = True  # DST's output was made with another model or setting: never adopt it
+        batch.append(job)
         if len(batch) >= batch_size:
             result.batches.append(batch)
             batch = []
@@ -465,6 +477,7 @@ def encode_with_backoff(pixels: np.ndarray, settings: Settings) -> tuple[bytes, 
         try:
             data = codec.compress(
                 pixels, quality=settings.quality, bpp=settings.bpp, device=device, tile_size=tile,
+                refine_steps=settings.refine_steps,
                 **({"weights": settings.weights} if settings.weights else {}),
             )
             return data, attempt, notes
@@ -542,7 +555,10 @@ def _adopt(src: Store, dst: Store, job: Mapping[str, Any], existing: ObjectInfo,
             )
         except ValueError:
             return None
-    # No metadata (a local folder): adopt only an output newer than its source that verifies.
+    # No metadata (a local folder): adopt only an output newer than its source that verifies,
+    # and not one the manifest says was made with another model or setting.
+    if job.get("stale_output"):
+        return None
     src_info = src.head(job["key"])
     if src_info is None or (existing.last_modified and src_info.last_modified and existing.last_modified < src_info.last_modified):
         return None
@@ -553,6 +569,8 @@ def _adopt(src: Store, dst: Store, job: Mapping[str, Any], existing: ObjectInfo,
         value = verify_output(blob, pixels, base["model_id"], settings)
         header = _read_header(blob)
     except (DataError, BitstreamError, ModelError):
+        return None
+    if settings.quality is not None and header.quality != round(float(settings.quality), 3):
         return None
     h, w, c = pixels.shape
     return make_row(
@@ -1022,6 +1040,7 @@ def run_cli(
     concurrency: int = 1,
     decompress: bool = False,
     realism: bool = False,
+    refine_steps: int = 0,
     use_prefect: bool = True,
     echo: Callable[[str], None] = print,
     error: Callable[[str], None] = _print_error,
@@ -1037,7 +1056,7 @@ def run_cli(
     """
     _prefect_env()
     try:
-        settings = Settings(quality=quality, bpp=bpp, device=device, psnr_floor=psnr_floor)
+        settings = Settings(quality=quality, bpp=bpp, device=device, psnr_floor=psnr_floor, refine_steps=refine_steps)
         parse_shard(shard)
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -1071,7 +1090,8 @@ def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, qualit
             state = module.bulk_decompress(src=src, dst=dst, realism=realism, device=device, batch_size=batch_size, return_state=True)
         else:
             state = module.bulk_compress(src=src, dst=dst, quality=quality, bpp=bpp, device=device, batch_size=batch_size,
-                                         psnr_floor=psnr_floor, shard=shard, concurrency=concurrency, return_state=True)
+                                         psnr_floor=psnr_floor, shard=shard, concurrency=concurrency,
+                                         refine_steps=settings.refine_steps, return_state=True)
     except (StorageError, ModelError) as exc:
         error(_one_line(exc))
         return 2

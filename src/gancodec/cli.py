@@ -160,7 +160,7 @@ def cmd_bulk(a: argparse.Namespace) -> int:
 
     try:  # run_cli prints its own errors as one `gancodec: error: ...` line and returns 2
         return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device,
-                       batch_size=a.batch_size or DEFAULT_BATCH_SIZE, error=_error)
+                       batch_size=a.batch_size or DEFAULT_BATCH_SIZE, refine_steps=a.refine, error=_error)
     except RuntimeError as exc:  # Prefect could not start its ephemeral server, and the like
         raise _Fail(f"bulk: {exc}") from None
 
@@ -194,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--version", action="version", version="gancodec 0.1.0")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
+    def refine_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--refine", type=_refine_steps, default=0, metavar="STEPS",
+                        help="search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
+                             "(100 is a good start; default 0, off)")
+
     def rate_args(sp: argparse.ArgumentParser) -> None:
         g = sp.add_mutually_exclusive_group()
         g.add_argument("--quality", "-q", type=float, help="quality from 1 (smallest) to 8 (best); default 4")
@@ -205,9 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate_args(c)
     c.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
     c.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (multiple of 64; default 1024)")
-    c.add_argument("--refine", type=_refine_steps, default=0, metavar="STEPS",
-                   help="search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
-                        "(100 is a good start; default 0, off)")
+    refine_arg(c)
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=cmd_compress)
 
@@ -229,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
     rate_args(b)
     b.add_argument("--device", default=None)
     b.add_argument("--batch-size", type=int, default=None, help="images per Prefect task (default: gancodec.bulk.DEFAULT_BATCH_SIZE)")
+    refine_arg(b)
     b.set_defaults(func=cmd_bulk)
     return p
 
