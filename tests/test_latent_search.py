@@ -65,3 +65,12 @@ def test_thumbnails_are_searched_and_still_repaired():
 def test_bad_step_counts_are_clear(steps):
     with pytest.raises(ValueError, match="refine_steps"):
         gancodec.compress(astronaut(64), refine_steps=steps)
+
+
+def test_progress_counts_every_search_step():
+    from gancodec.codec import search_steps
+
+    img = astronaut(256)[:, :192]
+    done: list[int] = []
+    gancodec.compress(img, quality=3, tile_size=128, refine_steps=5, progress=done.append)
+    assert sum(done) == search_steps(256, 192, 5, 128) == 20

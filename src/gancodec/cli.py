@@ -60,21 +60,22 @@ def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Pat
     return out
 
 
-def _progress(total: int):
+def _progress(total: int, slow: bool = False):
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=True, disable=total < 2 or not sys.stderr.isatty())
+                    transient=True, disable=(total < 2 and not slow) or not sys.stderr.isatty())
 
 
-def _run_jobs(jobs: list[tuple[Path, Path]], label: str, one) -> int:
-    """Run ``one(src, dst)`` per job with a progress bar; report each failure on one line, go on."""
+def _run_jobs(jobs: list[tuple[Path, Path]], label: str, one, slow: bool = False) -> int:
+    """Run ``one(src, dst, progress)`` per job with a progress bar (shown for one file too when
+    ``slow``; ``one`` may add its own bars to ``progress``); report each failure on one line, go on."""
     failed = 0
-    with _progress(len(jobs)) as progress:
+    with _progress(len(jobs), slow) as progress:
         task = progress.add_task(label, total=len(jobs))
         for src, dst in jobs:
             try:
-                message = one(src, dst)
+                message = one(src, dst, progress)
                 if message:
                     progress.console.print(message)
             except (_Fail, GancodecError) as exc:
@@ -87,17 +88,36 @@ def _run_jobs(jobs: list[tuple[Path, Path]], label: str, one) -> int:
 
 
 def cmd_compress(a: argparse.Namespace) -> int:
-    from .codec import compress
+    from .codec import compress, search_steps
     from .fsutil import atomic_write_bytes
 
-    def one(src: Path, dst: Path) -> str | None:
+    def search_bar(src: Path, progress):
+        """A bar over the latent-search steps of one file (open-ended with --bpp: it encodes ~10 times)."""
+        total = None
+        if a.bpp is None:
+            try:
+                from PIL import Image
+
+                with Image.open(src) as im:
+                    total = search_steps(im.height, im.width, a.refine, a.tile_size)
+            except Exception:  # noqa: BLE001 - compress() reports unreadable images properly
+                pass
+        return progress.add_task(f"searching latents of {src.name}", total=total)
+
+    def one(src: Path, dst: Path, progress) -> str | None:
         t = time.perf_counter()
-        data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size,
-                        refine_steps=a.refine)
+        task = search_bar(src, progress) if a.refine else None
+        try:
+            data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size,
+                            refine_steps=a.refine, progress=None if task is None else lambda n: progress.advance(task, n))
+        finally:
+            if task is not None:
+                progress.remove_task(task)
         atomic_write_bytes(dst, data)
         return f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s" if a.verbose else None
 
-    return _run_jobs(_outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True), "compressing", one)
+    jobs = _outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True)
+    return _run_jobs(jobs, "compressing", one, slow=a.refine > 0)
 
 
 def cmd_decompress(a: argparse.Namespace) -> int:
@@ -110,7 +130,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     if len(jobs) > 1 or Path(a.output).is_dir() or not Path(a.output).suffix:
         jobs = [(s, d.with_suffix(".png")) for s, d in jobs]
 
-    def one(src: Path, dst: Path) -> None:
+    def one(src: Path, dst: Path, _progress) -> None:
         try:
             data = src.read_bytes()
         except OSError as exc:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import os
+from typing import Callable
 
 import numpy as np
 import torch
@@ -43,12 +44,12 @@ def _check_quality(quality: float, lm: LoadedModel) -> float:
 
 
 def _encode(lm: LoadedModel, image: np.ndarray, quality: float, tile_size: int, device: torch.device,
-            refine_steps: int = 0) -> bytes:
+            refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
     h, w, c = image.shape
     rate = quality - MIN_QUALITY
 
     def attempt(tile: int, dev: torch.device) -> tuple[int, list[bytes]]:
-        return tile, encode_tiles(lm.on(dev), lm.coder, image, rate, TileGrid(h, w, tile), dev, refine_steps)
+        return tile, encode_tiles(lm.on(dev), lm.coder, image, rate, TileGrid(h, w, tile), dev, refine_steps, progress)
 
     tile, payloads = with_backoff(attempt, tile_size, device)
     header = Header(lm.model_id, quality, h, w, c, 8, tile, ENCODE_HALO, tuple(len(p) for p in payloads))
@@ -58,14 +59,15 @@ def _encode(lm: LoadedModel, image: np.ndarray, quality: float, tile_size: int, 
 def compress(image: ImageInput, *, quality: float | None = None, bpp: float | None = None,
              device: str | torch.device | None = None, tile_size: int | None = None,
              weights: str | os.PathLike | None = None, max_pixels: int | None = None,
-             refine_steps: int = 0) -> bytes:
+             refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
     """Compress an image (path, PIL image or uint8 array) into the bytes of a ``.gcx`` file.
 
     Give ``quality`` (1..8, default 4) or ``bpp`` (a target in bits per pixel), not both.
     ``refine_steps`` > 0 spends that many gradient steps per tile searching for latents with a
     better rate-distortion trade-off (:mod:`gancodec.latent_refine`): smaller files at equal
     quality for ~2x a decode's time per step; the stream decodes as any other. With ``bpp``,
-    every encode of the search is refined.
+    every encode of the search is refined. ``progress(n)`` is told of every n search steps done
+    (:func:`search_steps` gives the total for one encode).
     Raises :class:`~gancodec.DataError` for an unreadable image, ``ValueError`` for bad settings.
     """
     if quality is not None and bpp is not None:
@@ -80,21 +82,26 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
     dev = _device(device)
     if bpp is None:
         return _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile, dev,
-                       refine_steps)
+                       refine_steps, progress)
     if not isinstance(bpp, (int, float)) or not math.isfinite(bpp) or bpp <= 0:
         raise ValueError(f"bpp must be a positive number, got {bpp!r}")
-    return _search_bpp(lm, pixels, float(bpp), tile, dev, refine_steps)
+    return _search_bpp(lm, pixels, float(bpp), tile, dev, refine_steps, progress)
+
+
+def search_steps(height: int, width: int, refine_steps: int, tile_size: int | None = None) -> int:
+    """How many latent-search steps one encode of a ``height`` x ``width`` image takes."""
+    return refine_steps * sum(1 for _ in TileGrid(height, width, tile_size or DEFAULT_TILE).tiles())
 
 
 def _search_bpp(lm: LoadedModel, pixels: np.ndarray, target: float, tile: int, dev: torch.device,
-                refine_steps: int = 0, iterations: int = 8) -> bytes:
+                refine_steps: int = 0, progress: Callable[[int], None] | None = None, iterations: int = 8) -> bytes:
     """Bisection on quality: the encode whose bpp is closest to ``target`` (ties: the smaller)."""
     n = pixels.shape[0] * pixels.shape[1]
     lo, hi = MIN_QUALITY, lm.max_quality
     best: tuple[float, bytes] | None = None
     for _ in range(iterations):
         q = round((lo + hi) / 2, 3)
-        data = _encode(lm, pixels, q, tile, dev, refine_steps)
+        data = _encode(lm, pixels, q, tile, dev, refine_steps, progress)
         rate = len(data) * 8 / n
         if best is None or abs(rate - target) < abs(best[0] - target):
             best = (rate, data)
@@ -104,7 +111,7 @@ def _search_bpp(lm: LoadedModel, pixels: np.ndarray, target: float, tile: int, d
             lo = q
     for q in (MIN_QUALITY, lm.max_quality):  # the ends, in case the target lies outside the range
         if (q == MIN_QUALITY and best[0] > target) or (q == lm.max_quality and best[0] < target):
-            data = _encode(lm, pixels, q, tile, dev, refine_steps)
+            data = _encode(lm, pixels, q, tile, dev, refine_steps, progress)
             if abs(len(data) * 8 / n - target) < abs(best[0] - target):
                 best = (len(data) * 8 / n, data)
     return best[1]

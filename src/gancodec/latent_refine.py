@@ -24,6 +24,8 @@ checkerboard context, the non-anchors around the means the context predicts from
 
 from __future__ import annotations
 
+from typing import Callable
+
 import torch
 import torch.nn.functional as F
 
@@ -135,12 +137,13 @@ def rd_objective(model: HyperpriorCodec, y_core: torch.Tensor, y_window: torch.T
 
 
 def search_rd(model: HyperpriorCodec, y_window: torch.Tensor, x: torch.Tensor, core: tuple[int, int, int, int],
-              box: tuple[int, int, int, int], valid: tuple[int, int], rate: float, steps: int) -> torch.Tensor:
+              box: tuple[int, int, int, int], valid: tuple[int, int], rate: float, steps: int,
+              on_step: Callable[[int], None] | None = None) -> torch.Tensor:
     """The tile's latents (1, M, y1 - y0, x1 - x0) after ``steps`` of SGA on the RD objective.
 
     ``y_window``: gained latents of the window ``x`` (1, 3, H, W) in [0, 1], halo included (the
     halo's latents are held fixed: they shape the tile's border pixels); ``core``, ``box`` and
-    ``valid`` as in :func:`rd_objective`.
+    ``valid`` as in :func:`rd_objective`; ``on_step(1)`` is called after each step.
     Returns g_a's own latents when the search ends no better on the hard-rounded objective.
     """
     y0, y1, x0, x1 = core
@@ -162,5 +165,7 @@ def search_rd(model: HyperpriorCodec, y_window: torch.Tensor, x: torch.Tensor, c
             # autograd.grad, not backward(): the shared model's parameters collect no .grad
             (param.grad,) = torch.autograd.grad(loss, param)
             opt.step()
+            if on_step is not None:
+                on_step(1)
     found = (param.detach() * gain).to(start.dtype)
     return found if hard_loss(found) < hard_loss(start) else start

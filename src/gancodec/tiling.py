@@ -104,7 +104,7 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
     """One sub-stream per tile of ``grid`` for a uint8 HxWxC image.
 
     ``refine_steps`` > 0 searches each tile's latents for a better rate-distortion trade-off
-    (:func:`gancodec.latent_refine.search_rd`); ``progress(n)`` is called after each tile.
+    (:func:`gancodec.latent_refine.search_rd`); ``progress(n)`` is told of each search step.
     """
     maybe_inject_oom()
     payloads = []
@@ -125,15 +125,13 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
             y_window = torch.where(torch.isnan(done), y_window, done)
             box = (ly0 * 16 - py0, min(grid.height, ly1 * 16) - py0, lx0 * 16 - px0, min(grid.width, lx1 * 16) - px0)
             valid = (min(grid.height, py1) - py0, min(grid.width, px1) - px0)
-            y = latent_refine.search_rd(model, y_window, x, core, box, valid, rate, refine_steps)
+            y = latent_refine.search_rd(model, y_window, x, core, box, valid, rate, refine_steps, progress)
             searched[:, :, ly0:ly1, lx0:lx1] = y
         else:
             y = y_window[:, :, core[0] : core[1], core[2] : core[3]]
         if (ly1 - ly0, lx1 - lx0) == (lh, lw) and latent_refine.is_small(lh, lw):  # a thumbnail or strip
             y = latent_refine.repair_small(model, coder, y, x, rate, grid.height, grid.width)
         payloads.append(coder.encode(y, model.h_a))
-        if progress is not None:
-            progress(1)
     return payloads
 
 
