@@ -149,7 +149,7 @@ def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_imag
 
     searches = []  # the real search, counted (the untrained tiny model may find nothing better)
     real_search = latent_refine.search_rd
-    monkeypatch.setattr(latent_refine, "search_rd", lambda *a: searches.append(a[-1]) or real_search(*a))
+    monkeypatch.setattr(latent_refine, "search_rd", lambda *a: searches.append(a[7]) or real_search(*a))  # a[7]: steps
     searched = bulk.run_batches(str(src), str(dst), bulk.Settings(quality=2, psnr_floor=0, refine_steps=3), batch_size=8)
     assert (searched.ok, searched.failed) == (5, 1)  # so does turning the latent search on
     assert len(searches) >= 5 and set(searches) == {3}
