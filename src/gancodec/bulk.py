@@ -111,11 +111,9 @@ class Settings:
     def __post_init__(self) -> None:
         if self.quality is not None and self.bpp is not None:
             raise ValueError("give quality or bpp, not both")
-        from .codec import MAX_REFINE_STEPS
+        from .codec import check_refine_steps
 
-        r = self.refine_steps
-        if isinstance(r, bool) or not isinstance(r, int) or not 0 <= r <= MAX_REFINE_STEPS:
-            raise ValueError(f"refine steps must be a whole number from 0 to {MAX_REFINE_STEPS}, got {r!r}")
+        check_refine_steps(self.refine_steps, "refine steps")
         for name in ("quality", "bpp"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):

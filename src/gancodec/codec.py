@@ -37,6 +37,13 @@ def _device(device: str | torch.device | None) -> torch.device:
     return torch.device(device)
 
 
+def check_refine_steps(steps: object, name: str = "refine_steps") -> int:
+    """``steps`` if it is a whole number of latent-search steps (0..MAX_REFINE_STEPS), else ValueError."""
+    if isinstance(steps, bool) or not isinstance(steps, int) or not 0 <= steps <= MAX_REFINE_STEPS:
+        raise ValueError(f"{name} must be a whole number from 0 to {MAX_REFINE_STEPS}, got {steps!r}")
+    return steps
+
+
 def _check_quality(quality: float, lm: LoadedModel) -> float:
     if not isinstance(quality, (int, float)) or not math.isfinite(quality) or not MIN_QUALITY <= quality <= lm.max_quality:
         raise ValueError(f"quality must be a number from {MIN_QUALITY:g} to {lm.max_quality:g}, got {quality!r}")
@@ -72,8 +79,7 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
     """
     if quality is not None and bpp is not None:
         raise ValueError("give quality or bpp, not both")
-    if isinstance(refine_steps, bool) or not isinstance(refine_steps, int) or not 0 <= refine_steps <= MAX_REFINE_STEPS:
-        raise ValueError(f"refine_steps must be a whole number from 0 to {MAX_REFINE_STEPS}, got {refine_steps!r}")
+    check_refine_steps(refine_steps)
     tile = DEFAULT_TILE if tile_size is None else int(tile_size)
     if tile % 64 or not bitstream.MIN_TILE <= tile <= bitstream.MAX_TILE:
         raise ValueError(f"tile_size must be a multiple of 64 from {bitstream.MIN_TILE} to {bitstream.MAX_TILE}, got {tile_size}")
