@@ -8,6 +8,7 @@ import pytest
 import torch
 
 import gancodec
+from gancodec.codec import search_steps
 from gancodec.weights import load_model
 
 from sample_images import astronaut, psnr
@@ -74,3 +75,17 @@ def test_progress_counts_every_search_step():
     done: list[int] = []
     gancodec.compress(img, quality=3, tile_size=128, refine_steps=5, progress=done.append)
     assert sum(done) == search_steps(256, 192, 5, 128) == 20
+
+
+def test_bpp_target_with_search_takes_few_searched_encodes():
+    """--bpp with --refine: the quality is found on plain encodes; at most 3 searched encodes
+    follow (not the ~10 of a searched bisection), and the result still meets the target."""
+    img = astronaut(128)
+    pixels = img.shape[0] * img.shape[1]
+    per_encode = search_steps(128, 128, 10)
+    for target in (0.3, 0.8):
+        done = []
+        data = gancodec.compress(img, bpp=target, refine_steps=10, progress=done.append)
+        assert per_encode <= sum(done) <= 3 * per_encode
+        assert abs(len(data) * 8 / pixels - target) / target < 0.05, len(data) * 8 / pixels
+        assert np.asarray(gancodec.decompress(data)).shape == img.shape

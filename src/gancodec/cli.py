@@ -88,20 +88,21 @@ def _run_jobs(jobs: list[tuple[Path, Path]], label: str, one, slow: bool = False
 
 
 def cmd_compress(a: argparse.Namespace) -> int:
-    from .codec import compress, search_steps
+    from .codec import BPP_REFINED_ENCODES, compress, search_steps
     from .fsutil import atomic_write_bytes
 
     def search_bar(src: Path, progress):
-        """A bar over the latent-search steps of one file (open-ended with --bpp: it encodes ~10 times)."""
+        """A bar over the latent-search steps of one file (with --bpp: up to 3 searched encodes)."""
         total = None
-        if a.bpp is None:
-            try:
-                from PIL import Image
+        try:
+            from PIL import Image
 
-                with Image.open(src) as im:
-                    total = search_steps(im.height, im.width, a.refine, a.tile_size)
-            except Exception:  # noqa: BLE001 - compress() reports unreadable images properly
-                pass
+            with Image.open(src) as im:
+                total = search_steps(im.height, im.width, a.refine, a.tile_size)
+        except Exception:  # noqa: BLE001 - compress() reports unreadable images properly
+            pass
+        if total is not None and a.bpp is not None:
+            total *= BPP_REFINED_ENCODES
         return progress.add_task(f"searching latents of {src.name}", total=total)
 
     def one(src: Path, dst: Path, progress) -> str | None:
