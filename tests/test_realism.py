@@ -115,3 +115,41 @@ def test_spectral_norm_can_be_switched_off():
     assert not any("parametrizations" in n for n, _ in without.named_parameters())
     x, y_hat = torch.rand(1, 3, 64, 64), torch.randn(1, 192, 4, 4)
     assert [o[-1].shape for o in without(x, y_hat)] == [o[-1].shape for o in with_sn(x, y_hat)]
+
+
+def test_shipping_a_realism_decoder_writes_a_card_that_loads_and_renders(trained, tmp_path):
+    from gancodec.realism.ship import ship_realism
+    from gancodec.weights import MODEL_CARD
+    from gancodec.weights.ship import render_markdown
+
+    table = {"images": 1, "command": "python benchmarks/realism_kodak.py --limit 1",
+             "rows": [{"quality": 2.0, "strength": 1.0, "bpp": 0.25, "psnr": 27.5, "ms_ssim": 0.93, "ssimulacra2": 41.2,
+                       "webp_ssimulacra2": float("nan"), "avif_ssimulacra2": 44.0}]}
+    dest = tmp_path / "realism-v1.pt"
+    card = ship_realism(trained["path"], table, notes="test run", dest=dest)
+    on_disk = json.loads(dest.with_suffix(".json").read_text(), parse_constant=lambda c: float(c))
+    assert on_disk["sha256"] == card["sha256"] and on_disk["train_config"]["rate_max"] == 3.0  # from the run's last.pt
+    assert np.asarray(decompress(trained["before"], realism=True, realism_weights=dest)).shape == trained["image"].shape
+    base = json.loads(MODEL_CARD.read_text())
+    assert on_disk["base_model_id"] == base["model_id"]
+    md = render_markdown(base, realism=card)
+    assert "## Realism decoder (`realism-v1.pt`)" in md and "| 2 | 0.250 | 1 | 27.50 | 0.9300 | 41.20 | n/a | 44.00 |" in md
+
+    damaged = tmp_path / "damaged" / "realism-v1.pt"  # another path: decoders are cached per file
+    damaged.parent.mkdir()
+    raw = bytearray(dest.read_bytes())
+    raw[len(raw) // 2] ^= 0xFF
+    damaged.write_bytes(bytes(raw))
+    damaged.with_suffix(".json").write_text(dest.with_suffix(".json").read_text())
+    with pytest.raises(ModelError, match="sha256 does not match"):  # the card written beside it guards the file
+        decompress(trained["before"], realism=True, realism_weights=damaged)
+
+
+def test_shipping_a_realism_decoder_for_another_model_is_refused(trained, tmp_path):
+    from gancodec.realism.ship import ship_realism
+
+    g_s = HyperpriorCodec().g_s
+    export_realism(g_s, "0" * 32, tmp_path / "other.pt")
+    with pytest.raises(ModelError, match="trained for model 0{32}, but the shipped model"):
+        ship_realism(tmp_path / "other.pt", dest=tmp_path / "realism-v1.pt")
+    assert not (tmp_path / "realism-v1.pt").exists()

@@ -2,8 +2,9 @@
 
 Trains the realism decoder for a frozen stage-1 model (default: the shipped one). The result,
 ``<out>/realism.pt`` + ``realism.json``, decodes that model's streams with
-``gancodec decompress --realism`` (copy both next to the base weights as ``realism-v1.pt`` /
-``realism-v1.json``, or point ``$GANCODEC_REALISM_WEIGHTS`` at it).
+``gancodec decompress --realism`` (ship it beside the base weights with
+``python -m gancodec.realism.ship <out>/realism.pt --kodak-table T.json``, or point
+``$GANCODEC_REALISM_WEIGHTS`` at it).
 """
 
 from __future__ import annotations

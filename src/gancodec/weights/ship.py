@@ -64,7 +64,47 @@ def dvc_lock_entry(checkpoint: str, lock_path: str | Path = "dvc.lock") -> dict 
     return None
 
 
-def render_markdown(card: dict) -> str:
+def shipped_realism_card(model_id: str) -> dict | None:
+    """The card of the shipped realism decoder when it was trained for ``model_id``, else None."""
+    from ..realism.weights import SHIPPED_REALISM
+
+    path = SHIPPED_REALISM.with_suffix(".json")
+    if not path.exists():
+        return None
+    card = json.loads(path.read_text())
+    return card if card.get("base_model_id") == model_id else None
+
+
+def _realism_markdown(card: dict) -> list[str]:
+    def num(v, fmt: str) -> str:
+        return "n/a" if v is None or v != v else format(v, fmt)
+
+    lines = ["", f"## Realism decoder (`{card['name']}`)", "", card["summary"], "", "| field | value |", "|---|---|"]
+    for key in ("sha256", "base_model_id", "steps", "qualities", "wall_time", "hardware", "git_rev", "created"):
+        if card.get(key) is not None:
+            lines.append(f"| {key} | `{card[key]}` |")
+    lines += ["", "```json", json.dumps(card.get("train_config", {}), indent=2), "```", ""]
+    lines += [f"- {k}: `{v}`" for k, v in card.get("data", {}).items()]
+    kodak = card.get("kodak")
+    if kodak:
+        lines += ["", f"Kodak ({kodak['images']} images, real file bytes; strength 0 = the fidelity decoder on the same "
+                      "stream; WebP and AVIF 4:4:4 measured here at that bpp; SSIMULACRA2: higher is better):", "",
+                  "| quality | bpp | strength | PSNR (dB) | MS-SSIM | SSIMULACRA2 | WebP SSIMULACRA2 | AVIF SSIMULACRA2 |",
+                  "|---|---|---|---|---|---|---|---|"]
+        for r in kodak["rows"]:
+            lines.append(f"| {r['quality']:g} | {r['bpp']:.3f} | {r['strength']:g} | {r['psnr']:.2f} | {r['ms_ssim']:.4f} "
+                         f"| {num(r.get('ssimulacra2'), '.2f')} | {num(r.get('webp_ssimulacra2'), '.2f')} "
+                         f"| {num(r.get('avif_ssimulacra2'), '.2f')} |")
+        lines += ["", f"Command: `{kodak['command']}`"]
+    if card.get("notes"):
+        lines += ["", card["notes"]]
+    return lines
+
+
+def render_markdown(card: dict, realism: dict | None = None) -> str:
+    """The model card in Markdown; ``realism`` (default: the shipped realism decoder's card, when
+    it was trained for this model) adds its section."""
+    realism = realism if realism is not None else shipped_realism_card(card.get("model_id", ""))
     lines = [f"# Model card: {card['name']}", "", card["summary"], "",
              "| field | value |", "|---|---|"]
     for key in ("sha256", "model_id", "steps", "wall_time", "hardware", "git_rev", "created"):
@@ -95,6 +135,8 @@ def render_markdown(card: dict) -> str:
         lines.append("Not measured yet.")
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
+    if realism:
+        lines += _realism_markdown(realism)
     return "\n".join(lines) + "\n"
 
 

@@ -1,0 +1,107 @@
+"""Make a stage-2 result the shipped realism decoder, with its card.
+
+    python -m gancodec.realism.ship runs/stage2/realism.pt --kodak-table realism.json [--notes ...]
+
+Copies the float16 generator to ``realism-v1.pt`` beside the shipped model and writes
+``realism-v1.json``: sha256 (checked at every load), the base model id, steps, the training
+settings (from the run's ``last.pt`` when it is beside the file), data hashes, git revision,
+hardware, wall time and the Kodak table of ``benchmarks/realism_kodak.py --json``. The model
+card ``MODEL_CARD.md`` is re-rendered with a realism section. Refused when the file was trained
+for another model than the shipped one: its streams would not decode with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import platform
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from ..errors import ModelError
+from ..fsutil import atomic_write_bytes
+from ..weights import MODEL_CARD, SHIPPED_WEIGHTS, model_id_of
+from .weights import SHIPPED_REALISM
+
+
+def _read_realism(path: Path) -> tuple[bytes, dict]:
+    data = path.read_bytes()
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable realism weights file ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "realism":
+        raise ModelError(f"{path}: not a realism decoder file; ship the realism.pt that `python -m gancodec.realism` wrote")
+    return data, ckpt
+
+
+def _train_config(path: Path) -> dict:
+    """The run's settings from ``last.pt`` beside the file (absent when only realism.pt was kept)."""
+    last = path.with_name("last.pt")
+    if not last.exists():
+        return {}
+    return dict(torch.load(last, map_location="cpu", weights_only=True).get("config", {}))
+
+
+def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
+                 wall_time: str | None = None, train_config: dict | None = None,
+                 base_weights: Path = SHIPPED_WEIGHTS, dest: Path = SHIPPED_REALISM) -> dict:
+    """Copy ``path`` to ``dest`` with its card; return the card. ModelError if it is for another model."""
+    from ..weights.ship import _data_hashes, _git_rev
+
+    path = Path(path)
+    data, ckpt = _read_realism(path)
+    base_id = model_id_of(base_weights.read_bytes())
+    if ckpt.get("base_model_id") != base_id:
+        raise ModelError(f"{path}: trained for model {ckpt.get('base_model_id')}, but the shipped model ({base_weights}) is "
+                         f"{base_id}; train it again with --base {base_weights}")
+    cfg = train_config if train_config is not None else _train_config(path)
+    git_rev = _git_rev()
+    atomic_write_bytes(dest, data)
+    card = {
+        "name": dest.name,
+        "summary": "Realism decoder (stage 2): a synthesis transform trained against a conditional patch discriminator "
+                   "over the frozen shipped model; it decodes the same .gcx streams (`--realism [STRENGTH]`).",
+        "sha256": hashlib.sha256(data).hexdigest(),
+        "base_model_id": base_id,
+        "steps": int(ckpt.get("step", 0)),
+        "qualities": ckpt.get("qualities"),
+        "train_config": cfg,
+        "data": _data_hashes(cfg.get("data_dirs", [])),
+        "git_rev": git_rev,
+        "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
+        "wall_time": wall_time,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "kodak": kodak,
+        "notes": notes,
+    }
+    atomic_write_bytes(dest.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
+    if dest == SHIPPED_REALISM and MODEL_CARD.exists():
+        from ..weights.ship import render_markdown
+
+        atomic_write_bytes(MODEL_CARD.with_suffix(".md"), render_markdown(json.loads(MODEL_CARD.read_text())).encode())
+    return card
+
+
+def main(argv: list[str] | None = None) -> None:
+    p = argparse.ArgumentParser(prog="python -m gancodec.realism.ship", description=__doc__.splitlines()[0])
+    p.add_argument("realism", help="the realism.pt of a stage-2 run")
+    p.add_argument("--kodak-table", help="JSON written by benchmarks/realism_kodak.py --json")
+    p.add_argument("--notes", default="")
+    p.add_argument("--hardware", default=None)
+    p.add_argument("--wall-time", default=None)
+    a = p.parse_args(argv)
+    kodak = json.loads(Path(a.kodak_table).read_text()) if a.kodak_table else None
+    try:
+        card = ship_realism(a.realism, kodak, a.notes, a.hardware, a.wall_time)
+    except ModelError as exc:
+        raise SystemExit(f"gancodec: error: {exc}") from None
+    print(f"shipped {SHIPPED_REALISM} sha256={card['sha256']} steps={card['steps']} for model {card['base_model_id']}")
+
+
+if __name__ == "__main__":
+    main()
