@@ -153,3 +153,14 @@ def test_shipping_a_realism_decoder_for_another_model_is_refused(trained, tmp_pa
     with pytest.raises(ModelError, match="trained for model 0{32}, but the shipped model"):
         ship_realism(tmp_path / "other.pt", dest=tmp_path / "realism-v1.pt")
     assert not (tmp_path / "realism-v1.pt").exists()
+
+
+def test_cli_loss_weights_and_discriminator_rate_reach_the_run(trained, tmp_path):
+    from gancodec.realism.__main__ import main
+
+    out = tmp_path / "run"
+    main(["--data", str(trained["root"] / "data"), "--out", str(out), "--steps", "1", "--batch-size", "1",
+          "--crop", "64", "--threads", "2", "--device", "cpu", "--w-adv", "0.5", "--w-ms-ssim", "0", "--d-lr", "3e-4"])
+    ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+    assert (ck["config"]["w_adv"], ck["config"]["w_ms_ssim"], ck["config"]["d_lr"]) == (0.5, 0.0, 3e-4)
+    assert ck["opt_d"]["param_groups"][0]["lr"] == 3e-4 and ck["opt_g"]["param_groups"][0]["lr"] == 1e-4

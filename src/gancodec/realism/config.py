@@ -16,6 +16,7 @@ class RealismConfig:
     batch_size: int = 8
     crop: int = 256  # multiple of 64
     lr: float = 1e-4
+    d_lr: float = 0.0  # the discriminator's learning rate (0: the same as lr; TTUR uses a larger one)
     seed: int = 0
     device: str = "auto"
     threads: int = 0

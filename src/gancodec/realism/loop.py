@@ -68,7 +68,7 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         p.requires_grad_(True)
     disc = ConditionalPatchDiscriminator(base.config.M).to(device).train()
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
-    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
+    opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr or cfg.lr, betas=(0.5, 0.999))
 
     resume, step, origin = out / "last.pt", 0, f"fidelity decoder of {base_path}"
     if resume.exists():
