@@ -164,3 +164,28 @@ def test_cli_loss_weights_and_discriminator_rate_reach_the_run(trained, tmp_path
     ck = torch.load(out / "last.pt", map_location="cpu", weights_only=True)
     assert (ck["config"]["w_adv"], ck["config"]["w_ms_ssim"], ck["config"]["d_lr"]) == (0.5, 0.0, 3e-4)
     assert ck["opt_d"]["param_groups"][0]["lr"] == 3e-4 and ck["opt_g"]["param_groups"][0]["lr"] == 1e-4
+
+
+def test_artifact_loss_scores_added_structure_not_lost_detail():
+    """Noise and a blur with the same MSE: the artifact term must charge the noise, which adds
+    structure the input lacks, several times more than the blur, which only removes it."""
+    from gancodec.realism.losses import artifact_loss
+
+    x = torch.from_numpy(astronaut(128).copy()).permute(2, 0, 1)[None].float() / 255
+    blur = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
+    mse = float(((blur - x) ** 2).mean())
+    noise = (x + torch.randn(x.shape, generator=torch.Generator().manual_seed(0)) * mse ** 0.5).clamp(0, 1)
+    assert abs(float(((noise - x) ** 2).mean()) / mse - 1) < 0.2
+    assert float(artifact_loss(noise, x)) > 4 * float(artifact_loss(blur, x))
+    assert float(artifact_loss(x, x)) == 0.0
+
+
+def test_without_adversarial_terms_no_discriminator_is_trained(trained, tmp_path):
+    cfg = RealismConfig(data_dirs=[str(trained["root"] / "data")], out_dir=str(tmp_path / "run"), steps=2, batch_size=1,
+                        crop=64, threads=2, device="cpu", log_every=1, w_adv=0.0, w_fm=0.0, w_artifact=10.0)
+    logs = []
+    train_realism(cfg, log=logs.append)
+    steps = [r for r in logs if "step" in r and "event" not in r]
+    assert len(steps) == 2 and all("d_loss" not in r and r["artifact"] > 0 for r in steps)
+    ck = torch.load(tmp_path / "run/last.pt", map_location="cpu", weights_only=True)
+    assert all(not s.get("state") for s in [ck["opt_d"]]) and ck["opt_g"]["state"]  # D's optimiser never stepped

@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--d-warmup-steps", type=int, default=d.d_warmup_steps,
                    help="train only the discriminator for this many steps first")
     p.add_argument("--d-lr", type=float, default=d.d_lr, help="discriminator learning rate (default: --lr)")
-    for name in ("w_adv", "w_mse", "w_ms_ssim", "w_fm", "w_lpips"):
+    for name in ("w_adv", "w_mse", "w_ms_ssim", "w_fm", "w_lpips", "w_artifact"):
         p.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(d, name),
                        help=f"loss weight (default {getattr(d, name):g})")
     p.add_argument("--compile", action="store_true")
@@ -46,7 +46,8 @@ def main(argv: list[str] | None = None) -> None:
                                 device=a.device, threads=a.threads, checkpoint_every_s=a.checkpoint_every_s,
                                 log_every=a.log_every, compile=a.compile, rate_max=a.rate_max,
                                 d_warmup_steps=a.d_warmup_steps, d_lr=a.d_lr, w_adv=a.w_adv, w_mse=a.w_mse,
-                                w_ms_ssim=a.w_ms_ssim, w_fm=a.w_fm, w_lpips=a.w_lpips))
+                                w_ms_ssim=a.w_ms_ssim, w_fm=a.w_fm, w_lpips=a.w_lpips,
+                                w_artifact=a.w_artifact))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
     frozen = [t.detach().clone() for t in base.state_dict().values()]
 
     rate_max = base.num_rates - 1 if cfg.rate_max < 0 else min(cfg.rate_max, base.num_rates - 1)
+    adversarial = bool(cfg.w_adv or cfg.w_fm)  # without both, no discriminator is trained (a perceptual decoder)
 
     def checkpoint(at: int) -> tuple[Path, str]:
         state = {"base_model_id": base_id, "step": at, "config": cfg.to_dict(), "generator": gen.state_dict(),
@@ -112,20 +113,24 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
             y_hat, y_in = quantised_latents(base, x, rate)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             x_hat = g_step(y_in)
-            d_loss = discriminator_loss(disc(x, y_hat), disc(x_hat.detach(), y_hat))
-        opt_d.zero_grad(set_to_none=True)
-        d_loss.backward()
-        opt_d.step()
-        rec = {"d_loss": d_loss.detach().float()}
-        if step >= cfg.d_warmup_steps:
+        rec = {}
+        if adversarial:
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                g = generator_loss(x_hat, x, disc(x, y_hat), disc(x_hat, y_hat), w_adv=cfg.w_adv, w_mse=cfg.w_mse,
-                                   w_ms_ssim=cfg.w_ms_ssim, w_fm=cfg.w_fm, lpips=lpips, w_lpips=cfg.w_lpips)
+                d_loss = discriminator_loss(disc(x, y_hat), disc(x_hat.detach(), y_hat))
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+            rec["d_loss"] = d_loss.detach().float()
+        if step >= cfg.d_warmup_steps or not adversarial:
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                real, fake = (disc(x, y_hat), disc(x_hat, y_hat)) if adversarial else (None, None)
+                g = generator_loss(x_hat, x, real, fake, w_adv=cfg.w_adv, w_mse=cfg.w_mse, w_ms_ssim=cfg.w_ms_ssim,
+                                   w_fm=cfg.w_fm, lpips=lpips, w_lpips=cfg.w_lpips, w_artifact=cfg.w_artifact)
             opt_g.zero_grad(set_to_none=True)
             g.loss.backward()
             torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
             opt_g.step()
-            rec.update(g_loss=g.loss, adv=g.adv, mse=g.mse, ms_ssim_loss=g.ms_ssim, fm=g.fm)
+            rec.update(g_loss=g.loss, adv=g.adv, mse=g.mse, ms_ssim_loss=g.ms_ssim, fm=g.fm, artifact=g.artifact)
             rec = {k: v.detach().float() for k, v in rec.items()}
         step += 1
         for k, v in rec.items():
