@@ -53,6 +53,8 @@ def artifact_loss(x_hat: torch.Tensor, x: torch.Tensor, scales: int = 4) -> torc
     c is the local contrast |v - blur(v)|. SSIMULACRA2 scores such "artifacts" far worse than
     lost detail: at equal PSNR a blurred Kodak original scores ~32, the fidelity decoder's
     output ~0 (``benchmarks/ssimulacra2_probe.py``). Lost detail is left to the other terms.
+    Alone (no discriminator) it smooths texture away and lowers SSIMULACRA2 (docs/training.md);
+    it is meant as a guard beside the adversarial terms. Default weight 0.
     """
     with torch.autocast(x.device.type, enabled=False):
         a, b, total = x_hat.float(), x.float(), x.new_zeros((), dtype=torch.float32)
