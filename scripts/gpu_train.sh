@@ -7,7 +7,8 @@
 # that fails), the learning rate decaying over the time budget, and exports
 # OUT_DIR/hyperprior-next.pt (float16, < 16 MiB). Stage 2 freezes that model and trains the
 # realism decoder against the conditional discriminator, exporting OUT_DIR/realism-next.pt +
-# .json (float16, ~3 MB); STAGE2_SECONDS=0 skips it. With KODAK_DIR, scripts/device_check.py
+# .json (float16, ~3 MB); STAGE2_SECONDS=0 skips it, and STAGE1_SECONDS=0 skips stage 1 (stage 2
+# then trains over INIT_WEIGHTS: a burst for the realism decoder alone). With KODAK_DIR, scripts/device_check.py
 # then encodes there on the GPU and decodes on CPU and GPU (OUT_DIR/device_check.json).
 # Files over 16 MiB (resumable optimiser states) are removed: they cannot come back.
 # Knobs (environment): GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
@@ -27,6 +28,8 @@ stage1() {  # $1: seconds, $2...: extra flags
         --steps 1000000 --batch-size "$batch" --crop "$crop" --lr "$lr" --device "$device" \
         --checkpoint-every-s 60 --threads 8 ${GPU_TRAIN_FLAGS:-} "$@"
 }
+base="$out/hyperprior-next.pt"
+if [ "$s1" -gt 0 ]; then
 start=$SECONDS
 if [ "${GPU_COMPILE:-1}" = 1 ]; then
     stage1 "$s1" --compile || { echo "stage 1 with --compile failed; going on without it"; \
@@ -43,10 +46,13 @@ ck = load_checkpoint(f"{out}/run/model.pt")
 print("exported", export_weights(model_from_checkpoint(ck), f"{out}/hyperprior-next.pt", step=int(ck["step"])))
 PY
 rm -f "$out/run/last.pt" "$out/run/model.pt"  # 84 MB / 28 MB: over the 16 MiB a file that comes back
+else
+    base="$init"  # no stage 1: the realism decoder trains over the given weights
+fi
 
 stage2() {  # $1: seconds, $2...: extra flags
     local secs=$1; shift
-    "$py" -m gancodec.realism --data "$crops" --base "$out/hyperprior-next.pt" --out "$out/stage2" \
+    "$py" -m gancodec.realism --data "$crops" --base "$base" --out "$out/stage2" \
         --max-seconds "$secs" --steps 1000000 --batch-size 8 --crop "$crop" --device "$device" \
         --checkpoint-every-s 60 ${GPU_REALISM_FLAGS:-} "$@"
 }

@@ -189,3 +189,23 @@ def test_without_adversarial_terms_no_discriminator_is_trained(trained, tmp_path
     assert len(steps) == 2 and all("d_loss" not in r and r["artifact"] > 0 for r in steps)
     ck = torch.load(tmp_path / "run/last.pt", map_location="cpu", weights_only=True)
     assert all(not s.get("state") for s in [ck["opt_d"]]) and ck["opt_g"]["state"]  # D's optimiser never stepped
+
+
+def test_gpu_burst_script_can_train_the_realism_decoder_alone(trained, tmp_path):
+    """scripts/gpu_train.sh CROPS OUT 0 S: no stage 1; stage 2 over the given weights, exported
+    small enough to come back from a lent GPU (smoke run on the CPU, no compile)."""
+    from pathlib import Path
+
+    from gancodec.weights import MODEL_CARD
+
+    root = Path(__file__).resolve().parents[1]
+    out = tmp_path / "burst"
+    env = {**__import__("os").environ, "PYTHON": sys.executable, "GPU_DEVICE": "cpu", "GPU_COMPILE": "0", "GPU_CROP": "64",
+           "GPU_REALISM_FLAGS": "--threads 2 --log-every 1"}
+    run = subprocess.run(["bash", str(root / "scripts/gpu_train.sh"), str(trained["root"] / "data"), str(out), "0", "6"],
+                         cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    assert not (out / "hyperprior-next.pt").exists() and not (out / "stage2/last.pt").exists()
+    card = json.loads((out / "realism-next.json").read_text())
+    assert card["base_model_id"] == json.loads(MODEL_CARD.read_text())["model_id"] and card["step"] >= 1
+    assert (out / "realism-next.pt").stat().st_size < 16 * 2**20
