@@ -209,3 +209,7 @@ def test_gpu_burst_script_can_train_the_realism_decoder_alone(trained, tmp_path)
     card = json.loads((out / "realism-next.json").read_text())
     assert card["base_model_id"] == json.loads(MODEL_CARD.read_text())["model_id"] and card["step"] >= 1
     assert (out / "realism-next.pt").stat().st_size < 16 * 2**20
+    from gancodec.realism.ship import ship_realism
+
+    shipped = ship_realism(out / "realism-next.pt", dest=tmp_path / "realism-v1.pt")  # without the run's last.pt
+    assert shipped["train_config"]["crop"] == 64 and shipped["train_config"]["data_dirs"] == [str(trained["root"] / "data")]

@@ -100,7 +100,7 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         torch.save(state, buf)
         atomic_write_bytes(resume, buf.getvalue())
         return out / "realism.pt", export_realism(gen, base_id, out / "realism.pt", step=at, base=str(base_path),
-                                                  qualities=f"1-{rate_max + 1:g}")
+                                                  qualities=f"1-{rate_max + 1:g}", config=cfg.to_dict())
 
     t0 = last = time.time()
     seen: dict[str, torch.Tensor] = {}  # summed on the device: one sync per log line

@@ -4,7 +4,7 @@
 
 Copies the float16 generator to ``realism-v1.pt`` beside the shipped model and writes
 ``realism-v1.json``: sha256 (checked at every load), the base model id, steps, the training
-settings (from the run's ``last.pt`` when it is beside the file), data hashes, git revision,
+settings (saved in the realism file itself, or the run's ``last.pt``), data hashes, git revision,
 hardware, wall time and the Kodak table of ``benchmarks/realism_kodak.py --json``. The model
 card ``MODEL_CARD.md`` is re-rendered with a realism section. Refused when the file was trained
 for another model than the shipped one: its streams would not decode with it.
@@ -40,7 +40,8 @@ def _read_realism(path: Path) -> tuple[bytes, dict]:
 
 
 def _train_config(path: Path) -> dict:
-    """The run's settings from ``last.pt`` beside the file (absent when only realism.pt was kept)."""
+    """The run's settings from ``last.pt`` beside the file ({} when only realism.pt came back; the
+    realism file then carries them itself)."""
     last = path.with_name("last.pt")
     if not last.exists():
         return {}
@@ -59,7 +60,7 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
     if ckpt.get("base_model_id") != base_id:
         raise ModelError(f"{path}: trained for model {ckpt.get('base_model_id')}, but the shipped model ({base_weights}) is "
                          f"{base_id}; train it again with --base {base_weights}")
-    cfg = train_config if train_config is not None else _train_config(path)
+    cfg = train_config if train_config is not None else (_train_config(path) or dict(ckpt.get("config") or {}))
     git_rev = _git_rev()
     atomic_write_bytes(dest, data)
     card = {
