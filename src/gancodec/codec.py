@@ -77,8 +77,9 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
     ``refine_steps`` > 0 spends that many gradient steps per tile searching for latents with a
     better rate-distortion trade-off (:mod:`gancodec.latent_refine`): smaller files at equal
     quality for ~2x a decode's time per step; the stream decodes as any other. With ``bpp``,
-    plain encodes find the quality, then at most 3 searched encodes correct it. ``progress(n)`` is told of every n search steps done
-    (:func:`search_steps` gives the total for one encode).
+    plain encodes find the quality, then at most 3 searched encodes correct it.
+    ``progress(n)`` is told of every n search steps done (:func:`search_steps` gives the total
+    for one encode).
     Raises :class:`~gancodec.DataError` for an unreadable image, ``ValueError`` for bad settings.
     """
     if quality is not None and bpp is not None:
