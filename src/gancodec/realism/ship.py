@@ -14,10 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import io
 import json
-import platform
-from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
@@ -25,18 +22,7 @@ import torch
 from ..errors import ModelError
 from ..fsutil import atomic_write_bytes
 from ..weights import MODEL_CARD, SHIPPED_WEIGHTS, model_id_of
-from .weights import SHIPPED_REALISM
-
-
-def _read_realism(path: Path) -> tuple[bytes, dict]:
-    data = path.read_bytes()
-    try:
-        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"{path}: not a readable realism weights file ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "realism":
-        raise ModelError(f"{path}: not a realism decoder file; ship the realism.pt that `python -m gancodec.realism` wrote")
-    return data, ckpt
+from .weights import SHIPPED_REALISM, parse_realism
 
 
 def _train_config(path: Path) -> dict:
@@ -52,16 +38,17 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
                  wall_time: str | None = None, train_config: dict | None = None,
                  base_weights: Path = SHIPPED_WEIGHTS, dest: Path = SHIPPED_REALISM) -> dict:
     """Copy ``path`` to ``dest`` with its card; return the card. ModelError if it is for another model."""
-    from ..weights.ship import _data_hashes, _git_rev
+    from ..weights.ship import provenance
 
     path = Path(path)
-    data, ckpt = _read_realism(path)
+    data = path.read_bytes()
+    ckpt = parse_realism(path, data)
     base_id = model_id_of(base_weights.read_bytes())
     if ckpt.get("base_model_id") != base_id:
         raise ModelError(f"{path}: trained for model {ckpt.get('base_model_id')}, but the shipped model ({base_weights}) is "
                          f"{base_id}; train it again with --base {base_weights}")
     cfg = train_config if train_config is not None else (_train_config(path) or dict(ckpt.get("config") or {}))
-    git_rev = _git_rev()
+    origin = provenance(cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
     atomic_write_bytes(dest, data)
     card = {
         "name": dest.name,
@@ -72,11 +59,7 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
         "steps": int(ckpt.get("step", 0)),
         "qualities": ckpt.get("qualities"),
         "train_config": cfg,
-        "data": _data_hashes(cfg.get("data_dirs", [])),
-        "git_rev": git_rev,
-        "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
-        "wall_time": wall_time,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **origin,
         "kodak": kodak,
         "notes": notes,
     }

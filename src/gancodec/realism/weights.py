@@ -50,6 +50,17 @@ def _realism_path(lm: LoadedModel, path: str | os.PathLike | None) -> Path:
     return lm.path.with_name("realism-v1.pt") if lm.path.parent != WEIGHTS_DIR else SHIPPED_REALISM
 
 
+def parse_realism(path: Path, data: bytes) -> dict:
+    """The realism file ``data`` (read from ``path``) as a dict; ModelError when it is not one."""
+    try:
+        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise ModelError(f"{path}: not a readable realism weights file ({exc})") from None
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != "realism":
+        raise ModelError(f"{path}: not a realism decoder file (kind={ckpt.get('kind') if isinstance(ckpt, dict) else None!r})")
+    return ckpt
+
+
 def load_realism_state(lm: LoadedModel, path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
     """The realism decoder's float32 state for ``lm``; ModelError when missing, damaged or for another model."""
     p = _realism_path(lm, path)
@@ -63,12 +74,7 @@ def load_realism_state(lm: LoadedModel, path: str | os.PathLike | None = None) -
         expected = json.loads(card.read_text()).get("sha256")
         if expected and expected != hashlib.sha256(data).hexdigest():
             raise ModelError(f"{p}: sha256 does not match {card}; the file is damaged or was replaced")
-    try:
-        ckpt = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"{p}: not a readable realism weights file ({exc})") from None
-    if not isinstance(ckpt, dict) or ckpt.get("kind") != "realism":
-        raise ModelError(f"{p}: not a realism decoder file (kind={ckpt.get('kind') if isinstance(ckpt, dict) else None!r})")
+    ckpt = parse_realism(p, data)
     if ckpt["base_model_id"] != lm.model_id:
         raise ModelError(f"{p}: realism decoder trained for model {ckpt['base_model_id']}, but the stream's model is "
                          f"{lm.model_id}; use the realism weights made for that model")

@@ -47,6 +47,18 @@ def _data_hashes(dirs: list[str]) -> dict[str, str]:
     return out
 
 
+def provenance(data_dirs: list[str], hardware: str | None = None, wall_time: str | None = None) -> dict:
+    """The card fields that say where a file came from: data hashes, git revision (call it before
+    writing tracked files), hardware, wall time and the time of shipping."""
+    return {
+        "data": _data_hashes(data_dirs),
+        "git_rev": _git_rev(),
+        "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
+        "wall_time": wall_time,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
 def dvc_lock_entry(checkpoint: str, lock_path: str | Path = "dvc.lock") -> dict | None:
     """The dvc.lock entry of the stage whose outs hold ``checkpoint`` (data hashes, params, command)."""
     lock = Path(lock_path)
@@ -152,7 +164,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
             train_cfg = load_checkpoint(last).get("train_config", {})
         elif stage_card.exists():
             train_cfg = json.loads(stage_card.read_text()).get("train", {})
-    git_rev = _git_rev()  # before writing the weights, which are tracked files
+    origin = provenance(train_cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
     digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)))
     card = {
         "name": SHIPPED_WEIGHTS.name,
@@ -163,11 +175,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         "model_config": model.config.to_dict(),
         "steps": int(ckpt.get("step", 0)),
         "train_config": train_cfg,
-        "data": _data_hashes(train_cfg.get("data_dirs", [])),
-        "git_rev": git_rev,
-        "hardware": hardware or f"{platform.processor() or platform.machine()}, CPU training",
-        "wall_time": wall_time,
-        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        **origin,
         "dvc_lock": dvc_lock_entry(checkpoint),
         "kodak": kodak,
         "notes": notes,
