@@ -135,14 +135,29 @@ def test_shipping_a_realism_decoder_writes_a_card_that_loads_and_renders(trained
     md = render_markdown(base, realism=card)
     assert "## Realism decoder (`realism-v1.pt`)" in md and "| 2 | 0.250 | 1 | 27.50 | 0.9300 | 41.20 | n/a | 44.00 |" in md
 
-    damaged = tmp_path / "damaged" / "realism-v1.pt"  # another path: decoders are cached per file
-    damaged.parent.mkdir()
-    raw = bytearray(dest.read_bytes())
+    raw = bytearray(dest.read_bytes())  # damaged in place after a decode: the file is read again, not served from cache
     raw[len(raw) // 2] ^= 0xFF
-    damaged.write_bytes(bytes(raw))
-    damaged.with_suffix(".json").write_text(dest.with_suffix(".json").read_text())
+    dest.write_bytes(bytes(raw))
     with pytest.raises(ModelError, match="sha256 does not match"):  # the card written beside it guards the file
-        decompress(trained["before"], realism=True, realism_weights=damaged)
+        decompress(trained["before"], realism=True, realism_weights=dest)
+
+
+def test_realism_file_replaced_on_disk_is_read_again_and_the_cache_is_bounded(trained, tmp_path):
+    from gancodec.realism import weights as rw
+
+    path = tmp_path / "r.pt"
+    path.write_bytes(trained["path"].read_bytes())
+    first = np.asarray(decompress(trained["before"], realism=True, realism_weights=path))
+    g_s = HyperpriorCodec().g_s  # random decoder for the same model: a visibly different image
+    from gancodec.weights import load_model
+
+    export_realism(g_s, load_model().model_id, tmp_path / "new.pt")
+    (tmp_path / "new.pt").replace(path)
+    path.with_suffix(".json").unlink(missing_ok=True)
+    assert not np.array_equal(np.asarray(decompress(trained["before"], realism=True, realism_weights=path)), first)
+    for strength in np.linspace(0.1, 0.9, 9):  # a worker serving jobs at many strengths keeps a few decoders, not all
+        decompress(trained["before"], realism=float(strength), realism_weights=path)
+    assert len(rw._cache) <= rw.MIXES_KEPT
 
 
 def test_shipping_a_realism_decoder_for_another_model_is_refused(trained, tmp_path):

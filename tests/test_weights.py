@@ -76,3 +76,22 @@ def test_model_card_finds_the_dvc_lock_entry_of_its_weights(tmp_path):
     assert dvc_lock_entry(str(tmp_path / "elsewhere.pt"), lock) is None
     (tmp_path / "train.csv").write_text("path\na.png\n")
     assert _data_hashes([str(tmp_path / "train.csv")])["train.csv"].startswith("sha256(file)=")
+
+
+def test_weights_replaced_on_disk_are_read_again(tmp_path):
+    """A long-running worker must code with the file now at the path, not the one it first read."""
+    from gancodec.train.checkpoint import model_from_checkpoint
+    from gancodec.weights import export_weights
+
+    w = tmp_path / "w.pt"
+    shutil.copy(SHIPPED_WEIGHTS, w)
+    first = load_model(w).model_id
+    assert load_model(w) is load_model(w)  # unchanged file: loaded once
+    model = model_from_checkpoint(torch.load(SHIPPED_WEIGHTS, weights_only=True))
+    with torch.no_grad():
+        model.g_s[0].bias.add_(0.01)
+    export_weights(model, tmp_path / "new.pt")
+    shutil.move(tmp_path / "new.pt", w)  # the way a deploy replaces a file
+    assert load_model(w).model_id == model_id_of(w.read_bytes()) != first
+    data = gancodec.compress(astronaut(32), weights=w)
+    assert gancodec.read_header(data).model_id == load_model(w).model_id

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import threading
+from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -22,7 +23,7 @@ import torch
 from ..errors import ModelError
 from ..fsutil import atomic_write_bytes
 from ..models import HyperpriorCodec
-from ..weights import WEIGHTS_DIR, LoadedModel
+from ..weights import WEIGHTS_DIR, LoadedModel, file_signature
 
 SHIPPED_REALISM = WEIGHTS_DIR / "realism-v1.pt"
 ENV_REALISM = "GANCODEC_REALISM_WEIGHTS"
@@ -81,19 +82,25 @@ def load_realism_state(lm: LoadedModel, path: str | os.PathLike | None = None) -
     return {k: v.float() for k, v in ckpt["state_dict"].items()}
 
 
-_cache: dict[tuple, HyperpriorCodec] = {}
+MIXES_KEPT = 4  # decoders kept per process: one per (file version, strength, device), least recently used dropped
+_cache: OrderedDict[tuple, HyperpriorCodec] = OrderedDict()
 _lock = threading.Lock()
 
 
 def realism_model(lm: LoadedModel, strength: float = 1.0, path: str | os.PathLike | None = None,
                   device: torch.device | str = "cpu") -> HyperpriorCodec:
-    """A copy of ``lm.model`` on ``device`` whose g_s is (1 - strength) * fidelity + strength * realism (cached)."""
+    """A copy of ``lm.model`` on ``device`` whose g_s is (1 - strength) * fidelity + strength * realism.
+
+    The last ``MIXES_KEPT`` mixes are cached; a realism file replaced on disk is read again.
+    """
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"realism strength must be between 0 and 1, got {strength}")
     p = _realism_path(lm, path)
-    key = (lm.model_id, str(p.resolve()), round(float(strength), 3), str(device))
+    key = (lm.model_id, file_signature(p), round(float(strength), 3), str(device))
     with _lock:
-        if key not in _cache:
+        if key in _cache:
+            _cache.move_to_end(key)
+        else:
             realism = load_realism_state(lm, p)
             model = copy.deepcopy(lm.model)
             fidelity = lm.model.g_s.state_dict()
@@ -104,4 +111,6 @@ def realism_model(lm: LoadedModel, strength: float = 1.0, path: str | os.PathLik
             except (KeyError, RuntimeError) as exc:
                 raise ModelError(f"{p}: realism weights do not fit this model's decoder ({exc})") from None
             _cache[key] = model.to(device).eval()
+            while len(_cache) > MIXES_KEPT:
+                _cache.popitem(last=False)
         return _cache[key]

@@ -31,6 +31,15 @@ def model_id_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:32]
 
 
+def file_signature(path: Path) -> tuple[str, int, int, int] | None:
+    """(resolved path, inode, size, mtime) of ``path``, or None when missing: a cache key that changes when the file is replaced."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return str(path.resolve()), st.st_ino, st.st_size, st.st_mtime_ns
+
+
 @dataclass
 class LoadedModel:
     """A model ready to code: CPU master copy, its coder, id, and per-device copies."""
@@ -75,18 +84,23 @@ def _expected_sha256(path: Path) -> str | None:
         raise ModelError(f"{card}: model card is unreadable or has no 'sha256' field ({exc})") from None
 
 
-_cache: dict[Path, LoadedModel] = {}
+_cache: dict[Path, tuple[tuple, LoadedModel]] = {}
 _cache_lock = threading.Lock()
 
 
 def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
-    """Load (once per process) and verify a weights file; default: $GANCODEC_WEIGHTS or the shipped one."""
+    """Load (once per file version) and verify a weights file; default: $GANCODEC_WEIGHTS or the shipped one.
+
+    A file replaced on disk (new size or mtime) is read and verified again, so a long-running
+    worker picks up new weights instead of coding with the old ones under the new file's name.
+    """
     from ..train.checkpoint import model_from_checkpoint
 
     p = Path(path) if path is not None else default_weights_path()
+    signature = file_signature(p)
     with _cache_lock:
-        if p in _cache:
-            return _cache[p]
+        if p in _cache and _cache[p][0] == signature:
+            return _cache[p][1]
         if not p.is_file():
             hint = "reinstall gancodec" if p == SHIPPED_WEIGHTS else f"check the path (or unset {ENV_WEIGHTS})"
             raise ModelError(f"{p}: weights file not found; {hint}")
@@ -106,7 +120,7 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         if not model.z_prior.tables_ready():
             raise ModelError(f"{p}: weights have no entropy tables; export them with gancodec.weights.export_weights")
         loaded = LoadedModel(model, LatentCoder(model), model_id_of(data), p)
-        _cache[p] = loaded
+        _cache[p] = (signature, loaded)
         return loaded
 
 
