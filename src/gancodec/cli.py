@@ -148,6 +148,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
 def cmd_info(a: argparse.Namespace) -> int:
     from .codec import read_header
     from .weights import load_model
+    from .weights.history import find_weights, missing_weights_hint, version_of
 
     p = Path(a.file)
     try:
@@ -158,17 +159,44 @@ def cmd_info(a: argparse.Namespace) -> int:
         h = read_header(data)
     except GancodecError as exc:
         raise _Fail(f"{p}: {exc}") from None
+    release = version_of(h.model_id)
     try:
-        known = "yes (loaded weights)" if load_model().model_id == h.model_id else "no: needs other weights"
+        if load_model().model_id == h.model_id:
+            known = "yes (this install's weights)"
+        else:
+            found = find_weights(h.model_id)
+            known = f"yes ({found})" if found else f"no: {missing_weights_hint(h.model_id)}"
     except GancodecError:
         known = "unknown (no weights loaded)"
-    rows = [("file", str(p)), ("format", "gcx version 1"), ("model id", h.model_id), ("model available", known),
+    rows = [("file", str(p)), ("format", "gcx version 1"), ("model id", h.model_id),
+            ("weights version", release["version"] if release else "not a gancodec release"), ("model available", known),
             ("size", f"{h.width}x{h.height}"), ("channels", f"{h.channels} ({'grayscale' if h.channels == 1 else 'RGB'})"),
             ("bit depth", str(h.bit_depth)), ("quality", f"{h.quality:g}"), ("tile size", f"{h.tile_size} px, halo {h.halo} px"),
             ("tiles", str(h.n_tiles)), ("bytes", str(len(data))), ("bpp", f"{len(data) * 8 / h.pixels:.4f}")]
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
+    return 0
+
+
+def cmd_weights(a: argparse.Namespace) -> int:
+    from .weights import load_model
+    from .weights.history import fetch, find_weights, search_folders, versions
+
+    if a.action == "get":
+        for name in a.names:
+            print(fetch(name, a.to))
+        return 0
+    current = load_model().model_id
+    rows = [("version", "shipped", "model id", "on this machine")]
+    for v in versions():
+        found = find_weights(v["model_id"])
+        where = "this install's weights" if v["model_id"] == current else str(found) if found else "no (gancodec weights get " + v["version"] + ")"
+        rows.append((v["version"], v["shipped"], v["model_id"], where))
+    widths = [max(len(r[i]) for r in rows) for i in range(3)]
+    for r in rows:
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)) + "  " + r[3])
+    print("searched: " + ", ".join(str(f) for f in search_folders()))
     return 0
 
 
@@ -246,6 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     i = sub.add_parser("info", help="print a .gcx file's header")
     i.add_argument("file")
     i.set_defaults(func=cmd_info)
+
+    w = sub.add_parser("weights", help="list the shipped weights versions, or get a retired one to decode old files")
+    wsub = w.add_subparsers(dest="action", required=True, metavar="ACTION")
+    wsub.add_parser("list", help="every shipped version and where it is on this machine")
+    wg = wsub.add_parser("get", help="write retired weights from this checkout's git history into the weights cache")
+    wg.add_argument("names", nargs="+", metavar="VERSION", help="a version (v1.4) or a model id")
+    wg.add_argument("--to", default=None, metavar="DIR", help="folder to write to (default: ~/.cache/gancodec/weights)")
+    w.set_defaults(func=cmd_weights)
 
     b = sub.add_parser("bulk", help="compress a bucket prefix or folder (s3://... or a path) with the Prefect flow")
     b.add_argument("source")

@@ -26,6 +26,7 @@ from .errors import BitstreamError
 from .realism.weights import realism_model
 from .tiling import DEFAULT_TILE, ENCODE_HALO, TileGrid, decode_latents, encode_tiles, synthesize, with_backoff
 from .weights import LoadedModel, load_model
+from .weights.history import find_weights, missing_weights_hint
 
 DEFAULT_QUALITY = 4.0
 MIN_QUALITY = 1.0
@@ -188,12 +189,18 @@ def _log_rate_slope(trace: list[tuple[float, float]], q0: float, rate0: float) -
 
 
 def _model_for(header: Header, weights: str | os.PathLike | None) -> LoadedModel:
+    """The weights that made the stream: ``weights`` when given (strict), else the default weights
+    or, for a stream made by others (an older release's, say), a file of its model id found on
+    the weights search path (:mod:`gancodec.weights.history`)."""
     lm = load_model(weights)
-    if header.model_id != lm.model_id:
-        raise BitstreamError(f"model_id: the file was made by model {header.model_id}, but the loaded weights are "
-                             f"model {lm.model_id} ({lm.path}); decode it with the weights that made it "
-                             f"(weights= or GANCODEC_WEIGHTS)")
-    return lm
+    if header.model_id == lm.model_id:
+        return lm
+    if weights is None:
+        found = find_weights(header.model_id)
+        if found is not None:
+            return load_model(found)
+    raise BitstreamError(f"model_id: the file was made by model {header.model_id}, but the loaded weights are "
+                         f"model {lm.model_id} ({lm.path}); {missing_weights_hint(header.model_id)}")
 
 
 def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:

@@ -1,10 +1,13 @@
 """Make a training checkpoint the shipped model: compact weights + model card.
 
-    python -m gancodec.weights.ship runs/stage1/model.pt [--kodak-table kodak.json]
+    python -m gancodec.weights.ship runs/stage1/model.pt --version v1.6 [--kodak-table kodak.json]
 
 Writes ``hyperprior-v1.pt`` (float16 parameters, integer entropy tables) and ``MODEL_CARD.json``
 (sha256, model config, steps, training settings, data hashes, git revision, hardware, Kodak
-numbers when given) beside this module, and renders ``MODEL_CARD.md`` from them.
+numbers when given) beside this module, renders ``MODEL_CARD.md`` from them, and adds the new
+weights to ``HISTORY.json`` under ``--version``, so files made with them still decode after the
+next release (``gancodec weights get``). Commit the weights file: its git blob is how a later
+checkout gives it back.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..errors import ModelError
 from ..fsutil import atomic_write_bytes
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights
@@ -153,7 +157,12 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
 
 
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
-         wall_time: str | None = None) -> dict:
+         wall_time: str | None = None, version: str | None = None) -> dict:
+    """Make ``checkpoint`` the shipped weights (see the module docstring); ``version`` names it in HISTORY.json."""
+    from .history import HISTORY_FILE, versions
+
+    if version is not None and any(v["version"] == version for v in versions()):
+        raise ModelError(f"{HISTORY_FILE}: version {version!r} is already taken; pick a new --version")
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     train_cfg = ckpt.get("train_config") or {}
@@ -182,19 +191,24 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
     }
     atomic_write_bytes(MODEL_CARD, (json.dumps(card, indent=2) + "\n").encode())
     atomic_write_bytes(MODEL_CARD.with_suffix(".md"), render_markdown(card).encode())
+    if version is not None:
+        from .history import record
+
+        record(version, SHIPPED_WEIGHTS.read_bytes(), summary=notes.split(". ")[0][:120])
     return card
 
 
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m gancodec.weights.ship", description=__doc__.splitlines()[0])
     p.add_argument("checkpoint")
+    p.add_argument("--version", required=True, help="the release name recorded in HISTORY.json, e.g. v1.6")
     p.add_argument("--kodak-table", help="JSON written by benchmarks/model_kodak.py --json")
     p.add_argument("--notes", default="")
     p.add_argument("--hardware", default=None)
     p.add_argument("--wall-time", default=None)
     a = p.parse_args(argv)
     kodak = json.loads(Path(a.kodak_table).read_text()) if a.kodak_table else None
-    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time)
+    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time, a.version)
     print(f"shipped {SHIPPED_WEIGHTS} sha256={card['sha256']} steps={card['steps']}")
 
 
