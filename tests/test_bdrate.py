@@ -80,3 +80,27 @@ def test_bad_input_raises():
         bd_rate(RATE, PSNR, [0.5, 0.5], [33.0, 33.0])
     with pytest.raises(ValueError, match="rates but"):
         bd_rate(RATE, PSNR[:-1], RATE, PSNR)
+
+
+def test_a_quality_window_narrows_the_integral():
+    """Twice the bits everywhere is +100 % in any window; a codec better only at high quality shows it there."""
+    doubled = [2 * r for r in RATE]
+    assert bd_rate(RATE, PSNR, doubled, PSNR, quality_window=(PSNR[1], PSNR[2])) == pytest.approx(100.0, abs=1e-9)
+    rate = [0.1 * 1.5**i for i in range(8)]
+    psnr = [26.0 + 1.7 * i + 0.05 * i * i for i in range(8)]
+    high_only = rate[:4] + [r / 2 for r in rate[4:]]  # half the bits from the 5th point up; pchip is local
+    low, high = (bd_rate(rate, psnr, high_only, psnr, quality_window=w) for w in ((psnr[0], psnr[1]), (psnr[6], psnr[7])))
+    assert low == pytest.approx(0.0, abs=1e-9) and high == pytest.approx(-50.0, abs=1e-9)
+    with pytest.raises(ValueError, match="do not overlap"):
+        bd_rate(RATE, PSNR, doubled, PSNR, quality_window=(PSNR[-1] + 1, PSNR[-1] + 2))
+
+
+def test_quality_at_and_rate_at_invert_each_other_inside_the_curve():
+    from gancodec.eval.bdrate import quality_at, rate_at
+
+    assert quality_at(RATE, PSNR, RATE) == pytest.approx(PSNR, abs=1e-9)  # through the measured points
+    assert rate_at(RATE, PSNR, PSNR) == pytest.approx(RATE, rel=1e-9)
+    rates = [0.3, 0.6, 0.9]  # between them, two monotone interpolants of the same points nearly agree
+    assert rate_at(RATE, PSNR, quality_at(RATE, PSNR, rates)) == pytest.approx(rates, rel=0.01)
+    assert np.isnan(quality_at(RATE, PSNR, [RATE[0] / 2, RATE[-1] * 2])).all()  # never extrapolated
+    assert np.isnan(rate_at(RATE, PSNR, [PSNR[-1] + 1])).all()

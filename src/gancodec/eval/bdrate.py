@@ -45,10 +45,13 @@ def _interpolant(x: np.ndarray, y: np.ndarray, name: str) -> PchipInterpolator:
     return PchipInterpolator(xs, ys)
 
 
-def _mean_gap(x_a: np.ndarray, y_a: np.ndarray, x_t: np.ndarray, y_t: np.ndarray, axis: str) -> float:
-    """Mean of (y_test - y_anchor) over the shared x range, both as pchip curves y(x)."""
+def _mean_gap(x_a: np.ndarray, y_a: np.ndarray, x_t: np.ndarray, y_t: np.ndarray, axis: str,
+              window: tuple[float, float] | None = None) -> float:
+    """Mean of (y_test - y_anchor) over the shared x range (within ``window`` when given), both as pchip curves y(x)."""
     f_a, f_t = _interpolant(x_a, y_a, "anchor"), _interpolant(x_t, y_t, "test")
     lo, hi = max(x_a.min(), x_t.min()), min(x_a.max(), x_t.max())
+    if window is not None:
+        lo, hi = max(lo, window[0]), min(hi, window[1])
     if not hi > lo:
         raise ValueError(
             f"curves do not overlap in {axis}: anchor spans [{x_a.min():.4g}, {x_a.max():.4g}], "
@@ -62,16 +65,34 @@ def bd_rate(
     anchor_psnr: Sequence[float],
     test_rate: Sequence[float],
     test_psnr: Sequence[float],
+    quality_window: tuple[float, float] | None = None,
 ) -> float:
     """BD-rate of the test curve against the anchor, in percent (negative = fewer bits).
 
     Any rate unit works (bpp, bytes) as long as both curves use it; any quality in dB works
-    (PSNR, MS-SSIM dB).
+    (PSNR, MS-SSIM dB). ``quality_window`` (lo, hi) narrows the integral to that quality range
+    (e.g. the PSNR the test codec reaches between 0.25 and 0.75 bpp: :func:`quality_at`).
     """
     lr_a, q_a = _curve(anchor_rate, anchor_psnr, "anchor")
     lr_t, q_t = _curve(test_rate, test_psnr, "test")
-    gap = _mean_gap(q_a, lr_a, q_t, lr_t, "quality")
+    gap = _mean_gap(q_a, lr_a, q_t, lr_t, "quality", quality_window)
     return (10.0**gap - 1.0) * 100.0
+
+
+def quality_at(rate: Sequence[float], quality: Sequence[float], at: Sequence[float]) -> np.ndarray:
+    """The curve's quality at the rates ``at`` (pchip over log10 rate; nan outside the measured range)."""
+    lr, q = _curve(rate, quality, "curve")
+    f = _interpolant(lr, q, "curve")
+    x = np.log10(np.asarray(at, dtype=np.float64))
+    return np.where((x >= lr.min()) & (x <= lr.max()), f(np.clip(x, lr.min(), lr.max())), np.nan)
+
+
+def rate_at(rate: Sequence[float], quality: Sequence[float], at: Sequence[float]) -> np.ndarray:
+    """The rate the curve needs for the qualities ``at`` (pchip of log10 rate over quality; nan outside)."""
+    lr, q = _curve(rate, quality, "curve")
+    f = _interpolant(q, lr, "curve")
+    y = np.asarray(at, dtype=np.float64)
+    return np.where((y >= q.min()) & (y <= q.max()), 10.0 ** f(np.clip(y, q.min(), q.max())), np.nan)
 
 
 def bd_psnr(
