@@ -39,19 +39,16 @@ def main() -> None:
     bpp, psnr = np.array([r["bpp"] for r in rows]), np.array([r["psnr"] for r in rows])
     ours_at = bdrate.quality_at(bpp, psnr, a.at)
     print("ours: " + ", ".join(f"{q:.2f} dB at {b:g} bpp" for q, b in zip(ours_at, a.at)))
-    window = tuple(bdrate.quality_at(bpp, psnr, a.window))
     lo, hi = a.window
     print(f"{'anchor':45s} {'BD-rate':>8s} {f'{lo:g}-{hi:g} bpp':>12s}   " + "   ".join(
         f"{f'at {b:g} bpp: dB, bits':>21s}" for b in a.at))
     for name in a.anchors:
         anchor_bpp, anchor_psnr = curve(load_anchors(Path(a.anchor_dir) / f"{name}.json"), name)
         whole = bdrate.bd_rate(anchor_bpp, anchor_psnr, bpp, psnr)
-        part = bdrate.bd_rate(anchor_bpp, anchor_psnr, bpp, psnr, quality_window=window) if np.isfinite(window).all() else np.nan
-        theirs = bdrate.quality_at(anchor_bpp, anchor_psnr, a.at)
-        extra = np.asarray(a.at) / bdrate.rate_at(anchor_bpp, anchor_psnr, ours_at) - 1.0
-        points = "   ".join(f"{o - t:+6.2f} dB, {n * 100:+4.0f}%".rjust(21) for o, t, n in zip(ours_at, theirs, extra))
+        part = bdrate.compare_at(anchor_bpp, anchor_psnr, bpp, psnr, a.window)["bd_rate_window"]
+        c = bdrate.compare_at(anchor_bpp, anchor_psnr, bpp, psnr, a.at)
+        points = "   ".join(f"{d:+6.2f} dB, {n * 100:+4.0f}%".rjust(21) for d, n in zip(c["delta_quality"], c["extra_rate"]))
         print(f"{name:45s} {whole:+7.1f}% {part:+11.1f}%   {points}")
-
 
 if __name__ == "__main__":
     main()

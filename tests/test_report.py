@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from gancodec.eval.report import headline, published_bd_rates
+from gancodec.eval.report import bpg_window, headline, published_bd_rates
 from sample_images import coffee
 
 
@@ -27,6 +27,19 @@ def test_headline_states_bd_rates_in_plain_words():
     assert text.startswith("On Kodak (24 images), gancodec's BD-rate at equal PSNR is +100.0% against HEVC 4:4:4")
     assert "+300.0% against WebP" in text and "+100.0% against the published BPG 4:4:4 curve" in text
     assert "AVIF" not in text  # not measured: not claimed
+
+
+def test_bpg_window_says_by_how_much_we_fall_short_at_025_to_075_bpp():
+    psnr = [26.0, 29.0, 32.0, 35.0, 38.0]
+    bpg_bpp = np.array([0.1, 0.2, 0.4, 0.8, 1.6])  # one dB per ~0.33 doubling: a straight line in log-bpp
+    ours = _curve("gancodec", bpg_bpp * 1.5, psnr)  # 50 % more bits everywhere
+    curves = pd.concat([_curve("hevc444", bpg_bpp, psnr), ours])
+    rows = bpg_window(curves, pd.DataFrame({"name": "bpg_444_x265_ycbcr", "bpp": bpg_bpp, "psnr": psnr}))
+    assert [r[0] for r in rows] == ["HEVC 4:4:4 (x265, BPG's engine), measured here", "BPG 4:4:4, published"]
+    for row in rows:
+        assert all("(+50.0% bits)" in cell and cell.startswith("-") for cell in row[1:4])
+        assert row[4] == "+50.0%"
+    assert bpg_window(_curve("gancodec", bpg_bpp, psnr), None) == []  # no BPG curve: no row, no claim
 
 
 def test_headline_without_overlap_says_so():

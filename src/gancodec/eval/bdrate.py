@@ -105,3 +105,23 @@ def bd_psnr(
     lr_a, q_a = _curve(anchor_rate, anchor_psnr, "anchor")
     lr_t, q_t = _curve(test_rate, test_psnr, "test")
     return _mean_gap(lr_a, q_a, lr_t, q_t, "log-rate")
+
+
+def compare_at(anchor_rate: Sequence[float], anchor_psnr: Sequence[float], test_rate: Sequence[float],
+               test_psnr: Sequence[float], at: Sequence[float] = (0.25, 0.5, 0.75)) -> dict:
+    """Where the test curve stands against the anchor at the rates ``at`` and over their range.
+
+    Returns ``{"at", "test_quality", "anchor_quality", "delta_quality" (test - anchor), "extra_rate"
+    (test rate / anchor's rate for the test quality - 1: positive = the test codec spends more),
+    "bd_rate_window"}``; nan where a curve does not reach (never extrapolated).
+    """
+    at = np.asarray(at, dtype=np.float64)
+    ours, theirs = quality_at(test_rate, test_psnr, at), quality_at(anchor_rate, anchor_psnr, at)
+    extra = at / rate_at(anchor_rate, anchor_psnr, ours) - 1.0
+    window = (float(np.nanmin(ours)), float(np.nanmax(ours))) if np.isfinite(ours).sum() >= 2 else None
+    try:
+        bd = bd_rate(anchor_rate, anchor_psnr, test_rate, test_psnr, quality_window=window) if window else float("nan")
+    except ValueError:
+        bd = float("nan")
+    return {"at": at.tolist(), "test_quality": ours.tolist(), "anchor_quality": theirs.tolist(),
+            "delta_quality": (ours - theirs).tolist(), "extra_rate": extra.tolist(), "bd_rate_window": bd}

@@ -78,6 +78,25 @@ def published_bd_rates(curves: pd.DataFrame, anchors: pd.DataFrame | None, codec
     return {name: _bd(g, ours) for name, g in anchors[anchors.psnr.notna()].groupby("name")}
 
 
+BPG_WINDOW = (0.25, 0.5, 0.75)  # the rates where issue 5 asks whether we beat BPG, or by how much we fall short
+
+
+def bpg_window(curves: pd.DataFrame, anchors: pd.DataFrame | None, codec: str = "gancodec") -> list[list[str]]:
+    """Table rows: gancodec against BPG 4:4:4 (measured hevc444, and the published curve) at 0.25 / 0.5 / 0.75 bpp."""
+    ours = curves[curves.codec == codec]
+    others = [(_name("hevc444") + ", measured here", curves[curves.codec == "hevc444"])]
+    if anchors is not None and "psnr" in anchors:
+        others.append(("BPG 4:4:4, published", anchors[anchors.name == PUBLISHED_BPG]))
+    rows = []
+    for label, other in others:
+        if len(other) < 2 or len(ours) < 2:
+            continue
+        c = bdrate.compare_at(other.bpp, other.psnr, ours.bpp, ours.psnr, BPG_WINDOW)
+        cells = [f"{_fmt(d, '+.2f')} dB ({_pct(e * 100)} bits)" for d, e in zip(c["delta_quality"], c["extra_rate"])]
+        rows.append([label, *cells, _pct(c["bd_rate_window"])])
+    return rows
+
+
 def headline(curves: pd.DataFrame, summary: dict, dataset: str, published: dict) -> str:
     """The report's first sentence, in plain words: gancodec's PSNR BD-rate against each known codec."""
     ours = curves[curves.codec == "gancodec"]
@@ -129,6 +148,12 @@ def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFram
     if published:
         lines += ["**gancodec against published Kodak curves (PSNR)**", ""]
         lines += _table(["published curve", "BD-rate"], [[n, _pct(v)] for n, v in sorted(published.items())]) + [""]
+
+    window = bpg_window(curves, anchors)
+    if window:
+        lines += ["**gancodec against BPG 4:4:4 at 0.25-0.75 bpp** (PSNR difference at that bpp, and the extra bits "
+                  "gancodec spends for its PSNR there; n/a where a curve does not reach)", ""]
+        lines += _table(["BPG curve", *(f"{b:g} bpp" for b in BPG_WINDOW), "BD-rate over 0.25-0.75 bpp"], window) + [""]
 
     cols = ["codec", "setting", "bpp", "PSNR (dB)", "MS-SSIM"] + (["SSIMULACRA2"] if "ssimulacra2" in axes else []) + ["encode s", "decode s"]
     rows = []
