@@ -224,3 +224,45 @@ def test_a_batch_that_fails_for_good_is_recorded_and_the_rest_goes_on(env, s3_cl
     assert len(lost) == 8 and (lost["status"] == "failed").all()
     written = {k[len("out/"):-len(".gcx")] for k in _versions(s3_client, bucket) if k.endswith(".gcx")}
     assert written == set(source["good"]) - set(lost.index)
+
+
+def test_bulk_decompress_reads_an_archive_made_by_two_releases(env, s3_client, tiny_weights, tmp_path, monkeypatch, small_images):
+    """After an upgrade the bucket holds streams of the old weights and the new; with the old ones on
+    $GANCODEC_WEIGHTS_PATH one run decodes both, each with the weights that made it."""
+    import torch
+
+    from gancodec import compress
+    from gancodec.models import HyperpriorCodec, ModelConfig
+    from gancodec.weights import export_weights
+
+    torch.manual_seed(1)
+    old = tmp_path / "retired" / "old.pt"
+    export_weights(HyperpriorCodec(ModelConfig(N=16, M=24)), old)
+    old.with_suffix(".json").unlink(missing_ok=True)
+    src_bucket, src = _dest(s3_client, versioned=False)
+    made_by = {}
+    for i, img in enumerate(small_images[:6]):
+        weights = str(old) if i % 2 else tiny_weights
+        key = f"out/img{i}.gcx"
+        s3_client.put_object(Bucket=src_bucket, Key=key, Body=compress(img, quality=3, weights=weights))
+        made_by[key] = weights
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    png_bucket, png_dst = _dest(s3_client, versioned=False)
+    flow = _load_flow("bulk_decompress").bulk_decompress
+    assert flow(src=src, dst=png_dst, batch_size=4, return_state=True).is_failed()  # old weights nowhere: those fail
+    runs = s3_client.list_objects_v2(Bucket=png_bucket, Prefix="out/_gancodec/decompress-")["Contents"]
+    rows = pd.read_parquet(io.BytesIO(s3_client.get_object(Bucket=png_bucket, Key=next(
+        o["Key"] for o in runs if o["Key"].endswith(".parquet")))["Body"].read()))
+    failed = rows[rows.status == "failed"]
+    assert set(failed.key) == {k[len("out/"):] for k, w in made_by.items() if w == str(old)}
+    assert failed.error.str.contains("not a gancodec release").all()  # the row says what to do
+
+    monkeypatch.setenv("GANCODEC_WEIGHTS_PATH", str(old.parent))
+    png_bucket, png_dst = _dest(s3_client, versioned=False)
+    assert flow(src=src, dst=png_dst, batch_size=4, return_state=True).is_completed()
+    from gancodec import decompress
+
+    for key, weights in made_by.items():
+        png = s3_client.get_object(Bucket=png_bucket, Key=f"out/{bulk.png_key_for(key[len('out/'):])}")["Body"].read()
+        data = s3_client.get_object(Bucket=src_bucket, Key=key)["Body"].read()
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(decompress(data, weights=weights)))
