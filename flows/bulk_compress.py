@@ -84,17 +84,19 @@ def bulk_compress(
     weights: str | None = None,
     run_id: str | None = None,
     refine_steps: int = 0,
+    recompress_other_models: bool = False,
 ) -> dict[str, Any]:
     """Compress the images under ``src`` (folder or s3://bucket/prefix) into ``dst``.
 
     ``shard="i/n"`` takes only keys whose stable hash falls in shard i of n (scale-out);
     ``concurrency`` batches run at once in this flow run (1 suits one GPU);
-    ``refine_steps`` > 0 searches each tile's latents (smaller files, ~2 decodes' time a step).
+    ``refine_steps`` > 0 searches each tile's latents (smaller files, ~2 decodes' time a step);
+    outputs another model made (an earlier release's) are kept unless ``recompress_other_models``.
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
     settings = bulk.Settings(quality=quality, bpp=bpp, device=device, tile_size=tile_size, psnr_floor=psnr_floor, weights=weights,
-                             refine_steps=refine_steps)
+                             refine_steps=refine_steps, recompress_other_models=recompress_other_models)
     run_id = run_id or bulk.new_run_id()
     p = plan_task(src, dst, settings.to_dict(), batch_size, shard, run_id)
     logger.info("run %s: %d listed, %d to compress in %d batches, %d skipped, %d ignored",
@@ -147,7 +149,9 @@ if __name__ == "__main__":
     ap.add_argument("--shard")
     ap.add_argument("--psnr-floor", type=float, default=bulk.DEFAULT_PSNR_FLOOR)
     ap.add_argument("--refine", type=int, default=0, metavar="STEPS", help="encoder-side latent search steps per tile")
+    ap.add_argument("--recompress-other-models", action="store_true",
+                    help="redo outputs made by other weights (an earlier release's); default: keep them")
     ap.add_argument("--no-prefect", action="store_true", help="run the same logic in a plain loop")
     a = ap.parse_args()
     sys.exit(bulk.run_cli(a.src, a.dst, a.quality, a.bpp, device=a.device, batch_size=a.batch_size, shard=a.shard, psnr_floor=a.psnr_floor,
-                          refine_steps=a.refine, use_prefect=not a.no_prefect))
+                          refine_steps=a.refine, recompress_other_models=a.recompress_other_models, use_prefect=not a.no_prefect))

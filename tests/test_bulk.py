@@ -157,6 +157,41 @@ def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_imag
     assert set(manifest.loc[manifest["status"] == "ok", "setting"]) == {"quality=2,refine=3"}
 
 
+def test_an_upgrade_keeps_outputs_of_the_old_model_unless_asked(tmp_path, tiny, small_images, monkeypatch):
+    """New weights must not rewrite a whole bucket on the next scheduled run: the old outputs
+    still decode. --recompress-other-models migrates them on purpose."""
+    import torch
+
+    from gancodec.models import HyperpriorCodec, ModelConfig
+    from gancodec.weights import export_weights, load_model
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i, img in enumerate(small_images[:4]):
+        LocalStore(src).put(f"im{i}.png", _png(img))
+    first = bulk.run_batches(str(src), str(dst), tiny, batch_size=8)
+    old_id = first.model_id
+    before = {k: (dst / f"im{k}.png.gcx").read_bytes() for k in range(4)}
+
+    torch.manual_seed(7)
+    new = tmp_path / "new.pt"
+    export_weights(HyperpriorCodec(ModelConfig(N=16, M=24)), new)
+    monkeypatch.setenv("GANCODEC_WEIGHTS", str(new))  # the upgrade
+    assert load_model().model_id != old_id
+    LocalStore(src).put("im9.png", _png(small_images[9]))  # a new image arrives
+    kept = bulk.run_batches(str(src), str(dst), tiny, batch_size=8)
+    assert (kept.ok, kept.skipped) == (1, 4)
+    assert all((dst / f"im{k}.png.gcx").read_bytes() == before[k] for k in range(4))  # nothing rewritten
+    merged = pd.read_parquet(dst / "_gancodec" / "manifest.parquet").set_index("key")
+    assert set(merged.loc[[f"im{k}.png" for k in range(4)], "model_id"]) == {old_id}  # rows name the model that made them
+    assert merged.loc["im9.png", "model_id"] == kept.model_id != old_id
+    run_rows = pd.read_csv(dst / "_gancodec" / f"manifest-{kept.run_id}.csv").set_index("key")
+    assert run_rows.loc["im0.png", "note"].startswith(f"already compressed by model {old_id}; kept")
+
+    migrate = bulk.run_batches(str(src), str(dst), bulk.Settings(psnr_floor=0.0, recompress_other_models=True), batch_size=8)
+    assert (migrate.ok, migrate.skipped) == (4, 1)
+    assert {gancodec.read_header((dst / f"im{k}.png.gcx").read_bytes()).model_id for k in (0, 1, 2, 3, 9)} == {kept.model_id}
+
+
 def test_psnr_floor_refuses_bad_output(tmp_path, tiny, small_images):
     src, dst = LocalStore(tmp_path / "src"), LocalStore(tmp_path / "dst")
     src.put("a.png", _png(small_images[0]))

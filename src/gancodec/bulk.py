@@ -107,6 +107,7 @@ class Settings:
     psnr_floor: float = DEFAULT_PSNR_FLOOR
     weights: str | None = None
     refine_steps: int = 0  # encoder-side latent search (gancodec.latent_refine); 0 = off
+    recompress_other_models: bool = False  # redo outputs another model made (default: keep them; they still decode)
 
     def __post_init__(self) -> None:
         if self.quality is not None and self.bpp is not None:
@@ -329,14 +330,25 @@ def load_state(dst: Store) -> tuple[dict[str, dict[str, Any]], set[str]]:
     return _latest_per_key(rows), included
 
 
-def _done_reason(row: Mapping[str, Any] | None, info: ObjectInfo, model_id: str, setting: str, outputs: Mapping[str, int]) -> str | None:
+def _done_reason(row: Mapping[str, Any] | None, info: ObjectInfo, model_id: str, setting: str, outputs: Mapping[str, int],
+                 keep_other_models: bool = False) -> str | None:
     """Why ``info`` needs no work (``None``: it needs work).
 
-    Done = the manifest has an ``ok`` row for this source ETag, model and setting AND the
-    output is still there with the size recorded (a deleted or replaced output is redone).
+    Done = the manifest has an ``ok`` row for this source ETag and setting AND the output is
+    still there with the size recorded (a deleted or replaced output is redone), made by this
+    model, or by another one when ``keep_other_models`` (an upgrade does not rewrite a bucket:
+    the old outputs still decode, gancodec.weights.history).
     """
-    if row is None or row["source_etag"] != (info.etag or "") or row["model_id"] != model_id or row["setting"] != setting:
+    if row is None or row["source_etag"] != (info.etag or "") or row["setting"] != setting:
         return None
+    if row["model_id"] != model_id:
+        if not (keep_other_models and row["status"] == "ok" and outputs.get(row["output_key"]) == row["bytes_out"]):
+            return None
+        from .weights.history import version_of
+
+        release = version_of(row["model_id"])
+        made_by = f"weights {release['version']}" if release else f"model {row['model_id']}"
+        return f"already compressed by {made_by}; kept (recompress_other_models / --recompress-other-models redoes it)"
     if row["status"] == "ok":
         return "already compressed" if outputs.get(row["output_key"]) == row["bytes_out"] else None
     if row["status"] == "failed" and row["error_kind"] in PERMANENT_KINDS:
@@ -394,13 +406,13 @@ def plan(
             result.ignored += 1
             continue
         prior = state.get(info.key)
-        reason = _done_reason(prior, info, model_id, settings.label, outputs)
+        reason = _done_reason(prior, info, model_id, settings.label, outputs, not settings.recompress_other_models)
         if reason is not None:
             carried = {k: prior[k] for k in ("output_key", "sha256", "bytes_in", "bytes_out", "width", "height", "channels", "bpp", "psnr", "quality", "target_bpp")}
             error = prior["error"] if prior["status"] == "failed" else ""
             result.skipped.append(
-                make_row(
-                    run_id=run_id, key=info.key, source_etag=info.etag or "", model_id=model_id, setting=settings.label,
+                make_row(  # model_id: the model that made the kept output
+                    run_id=run_id, key=info.key, source_etag=info.etag or "", model_id=prior["model_id"], setting=settings.label,
                     status="skipped", error_kind=prior["error_kind"], error=error, note=reason, finished_at=_now(), **carried,
                 )
             )
@@ -1039,6 +1051,7 @@ def run_cli(
     decompress: bool = False,
     realism: bool = False,
     refine_steps: int = 0,
+    recompress_other_models: bool = False,
     use_prefect: bool = True,
     echo: Callable[[str], None] = print,
     error: Callable[[str], None] = _print_error,
@@ -1054,7 +1067,8 @@ def run_cli(
     """
     _prefect_env()
     try:
-        settings = Settings(quality=quality, bpp=bpp, device=device, psnr_floor=psnr_floor, refine_steps=refine_steps)
+        settings = Settings(quality=quality, bpp=bpp, device=device, psnr_floor=psnr_floor, refine_steps=refine_steps,
+                            recompress_other_models=recompress_other_models)
         parse_shard(shard)
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1, got {batch_size}")
@@ -1089,7 +1103,8 @@ def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, qualit
         else:
             state = module.bulk_compress(src=src, dst=dst, quality=quality, bpp=bpp, device=device, batch_size=batch_size,
                                          psnr_floor=psnr_floor, shard=shard, concurrency=concurrency,
-                                         refine_steps=settings.refine_steps, return_state=True)
+                                         refine_steps=settings.refine_steps,
+                                         recompress_other_models=settings.recompress_other_models, return_state=True)
     except (StorageError, ModelError) as exc:
         error(_one_line(exc))
         return 2

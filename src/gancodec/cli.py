@@ -209,7 +209,8 @@ def cmd_bulk(a: argparse.Namespace) -> int:
 
     try:  # run_cli prints its own errors as one `gancodec: error: ...` line and returns 2
         return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device,
-                       batch_size=a.batch_size or DEFAULT_BATCH_SIZE, refine_steps=a.refine, error=_error)
+                       batch_size=a.batch_size or DEFAULT_BATCH_SIZE, refine_steps=a.refine,
+                       recompress_other_models=a.recompress_other_models, error=_error)
     except RuntimeError as exc:  # Prefect could not start its ephemeral server, and the like
         raise _Fail(f"bulk: {exc}") from None
 
@@ -290,6 +291,9 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--device", default=None)
     b.add_argument("--batch-size", type=int, default=None, help="images per Prefect task (default: gancodec.bulk.DEFAULT_BATCH_SIZE)")
     refine_arg(b)
+    b.add_argument("--recompress-other-models", action="store_true",
+                   help="redo outputs made by other weights (e.g. an earlier release's); by default they are kept, "
+                        "since they still decode (gancodec weights)")
     b.set_defaults(func=cmd_bulk)
     return p
 
