@@ -168,6 +168,7 @@ def test_an_upgrade_keeps_outputs_of_the_old_model_unless_asked(tmp_path, tiny, 
     src, dst = tmp_path / "src", tmp_path / "dst"
     for i, img in enumerate(small_images[:4]):
         LocalStore(src).put(f"im{i}.png", _png(img))
+    LocalStore(src).put("broken.png", b"\x89PNG not really")
     first = bulk.run_batches(str(src), str(dst), tiny, batch_size=8)
     old_id = first.model_id
     before = {k: (dst / f"im{k}.png.gcx").read_bytes() for k in range(4)}
@@ -179,7 +180,7 @@ def test_an_upgrade_keeps_outputs_of_the_old_model_unless_asked(tmp_path, tiny, 
     assert load_model().model_id != old_id
     LocalStore(src).put("im9.png", _png(small_images[9]))  # a new image arrives
     kept = bulk.run_batches(str(src), str(dst), tiny, batch_size=8)
-    assert (kept.ok, kept.skipped) == (1, 4)
+    assert (kept.ok, kept.failed, kept.skipped) == (1, 0, 5)  # a corrupt source stays corrupt under any model
     assert all((dst / f"im{k}.png.gcx").read_bytes() == before[k] for k in range(4))  # nothing rewritten
     merged = pd.read_parquet(dst / "_gancodec" / "manifest.parquet").set_index("key")
     assert set(merged.loc[[f"im{k}.png" for k in range(4)], "model_id"]) == {old_id}  # rows name the model that made them
@@ -188,7 +189,7 @@ def test_an_upgrade_keeps_outputs_of_the_old_model_unless_asked(tmp_path, tiny, 
     assert run_rows.loc["im0.png", "note"].startswith(f"already compressed by model {old_id}; kept")
 
     migrate = bulk.run_batches(str(src), str(dst), bulk.Settings(psnr_floor=0.0, recompress_other_models=True), batch_size=8)
-    assert (migrate.ok, migrate.skipped) == (4, 1)
+    assert (migrate.ok, migrate.failed, migrate.skipped) == (4, 0, 2)
     assert {gancodec.read_header((dst / f"im{k}.png.gcx").read_bytes()).model_id for k in (0, 1, 2, 3, 9)} == {kept.model_id}
 
 

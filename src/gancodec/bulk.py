@@ -62,6 +62,7 @@ DEFAULT_BATCH_SIZE = 64  # images per Prefect task: a task costs ~0.05 s, 64 ima
 DEFAULT_PSNR_FLOOR = 15.0
 #: Failure kinds that a later run with the same source ETag, model and setting does not retry.
 PERMANENT_KINDS = frozenset({"data", "verify", "key"})
+MODEL_FREE_KINDS = frozenset({"data", "key"})  # permanent whatever the weights: a new model does not retry them
 ARTIFACT_KEY = "gancodec-bulk-compress"
 DECOMPRESS_ARTIFACT_KEY = "gancodec-bulk-decompress"
 
@@ -342,6 +343,8 @@ def _done_reason(row: Mapping[str, Any] | None, info: ObjectInfo, model_id: str,
     if row is None or row["source_etag"] != (info.etag or "") or row["setting"] != setting:
         return None
     if row["model_id"] != model_id:
+        if row["status"] == "failed" and row["error_kind"] in MODEL_FREE_KINDS:
+            return f"previously failed ({row['error_kind']}): {row['error']}"
         if not (keep_other_models and row["status"] == "ok" and outputs.get(row["output_key"]) == row["bytes_out"]):
             return None
         from .weights.history import version_of
