@@ -1,12 +1,14 @@
 """Encoder-side latent search (``compress(..., refine_steps=N)``) against plain encodes, paired.
 
     python benchmarks/refine_kodak.py [--images ../shared/datasets/kodak] [--limit 4]
-        [--qualities 2 4 6] [--steps 100] [--threads 2]
+        [--qualities 2 4 6] [--steps 100] [--threads 2] [--lr 0.02] [--tau 0.5 0.2]
 
 Every image is coded plainly and with the search, interleaved in this one process. Prints per
 quality the mean bpp (real bytes) and PSNR of both, the refined/plain ratios of bytes and of
 encode time, and the BD-rate of refined against plain over the qualities given (negative =
-fewer bits at equal PSNR). Each refined stream is decoded by the ordinary decoder.
+fewer bits at equal PSNR). Each refined stream is decoded by the ordinary decoder. ``--lr`` and
+``--tau`` override the search's step size and temperature schedule (latent_refine.SEARCH_LR,
+TAU_START/TAU_END) for this run, to tune them.
 """
 
 from __future__ import annotations
@@ -33,8 +35,17 @@ def main() -> None:
     p.add_argument("--qualities", type=float, nargs="+", default=[2, 4, 6])
     p.add_argument("--steps", type=int, default=100)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--lr", type=float, default=None, help="Adam step on y / gain (default: latent_refine.SEARCH_LR)")
+    p.add_argument("--tau", type=float, nargs=2, default=None, metavar=("START", "END"), help="SGA temperature schedule")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
+    from gancodec import latent_refine
+
+    if a.lr is not None:
+        latent_refine.SEARCH_LR = a.lr
+    if a.tau is not None:
+        latent_refine.TAU_START, latent_refine.TAU_END = a.tau
+    print(f"search: lr {latent_refine.SEARCH_LR:g}, tau {latent_refine.TAU_START:g} -> {latent_refine.TAU_END:g}")
     paths = sorted(Path(a.images).glob("*.png"))[: a.limit]
     images = [np.asarray(Image.open(q).convert("RGB")) for q in paths]
     pixels = sum(im.shape[0] * im.shape[1] for im in images)
