@@ -31,9 +31,24 @@ ENV_WEIGHTS_PATH = "GANCODEC_WEIGHTS_PATH"
 MAX_WEIGHTS_BYTES = 256 << 20  # files larger than this are not weights files; never hashed while searching
 
 
+_parsed: dict[Path, tuple[tuple, list[dict]]] = {}  # file -> (signature, versions): read once per file version
+
+
 def versions(history_file: Path | None = None) -> list[dict]:
-    """The shipped versions, oldest first."""
-    return json.loads((history_file or HISTORY_FILE).read_text())["versions"]
+    """The shipped versions, oldest first (shared: do not modify). Parsed once per file version, since
+    the bulk planner asks for every kept output."""
+    path = history_file or HISTORY_FILE
+    st = path.stat()
+    sig = (st.st_ino, st.st_size, st.st_mtime_ns)  # file_signature without its resolve(), which costs more than a parse
+    if path not in _parsed or _parsed[path][0] != sig:
+        _parsed[path] = (sig, json.loads(path.read_text())["versions"])
+    return _parsed[path][1]
+
+
+def check_version_free(version: str, sha256: str | None = None, history_file: Path | None = None) -> None:
+    """ModelError when ``version`` already names weights in HISTORY.json (other than ``sha256``, when given)."""
+    if any(v["version"] == version and v["sha256"] != sha256 for v in versions(history_file)):
+        raise ModelError(f"{history_file or HISTORY_FILE}: version {version!r} is already taken; pick a new --version")
 
 
 def version_of(model_id: str, history_file: Path | None = None) -> dict | None:
@@ -149,8 +164,7 @@ def record(version: str, data: bytes, summary: str = "", history_file: Path | No
     digest = hashlib.sha256(data).hexdigest()
     if any(v["sha256"] == digest for v in doc["versions"]):
         return next(v for v in doc["versions"] if v["sha256"] == digest)
-    if any(v["version"] == version for v in doc["versions"]):
-        raise ModelError(f"{path}: version {version!r} is already taken by other weights; pick a new --version")
+    check_version_free(version, digest, path)
     from datetime import date
 
     entry = {"version": version, "model_id": digest[:32], "sha256": digest, "git_blob": git_blob_id(data),

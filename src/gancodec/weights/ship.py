@@ -20,7 +20,6 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import ModelError
 from ..fsutil import atomic_write_bytes
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights
@@ -159,10 +158,10 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
          wall_time: str | None = None, version: str | None = None) -> dict:
     """Make ``checkpoint`` the shipped weights (see the module docstring); ``version`` names it in HISTORY.json."""
-    from .history import HISTORY_FILE, versions
+    from .history import check_version_free
 
-    if version is not None and any(v["version"] == version for v in versions()):
-        raise ModelError(f"{HISTORY_FILE}: version {version!r} is already taken; pick a new --version")
+    if version is not None:
+        check_version_free(version)  # before anything is written
     ckpt = load_checkpoint(checkpoint)
     model = model_from_checkpoint(ckpt, checkpoint)
     train_cfg = ckpt.get("train_config") or {}
