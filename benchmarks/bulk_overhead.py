@@ -136,7 +136,7 @@ def main() -> int:
     floor = 0.0 if "tiny" in (a.weights or "") else bulk.DEFAULT_PSNR_FLOOR
     settings = bulk.Settings(psnr_floor=floor)
     model_id = bulk.model_id_for(settings)
-    flow_mod = bulk._load_flow_module("bulk_compress")
+    flow_mod = bulk.load_flows()
 
     def direct(out: Path) -> float:
         t = time.perf_counter()
@@ -159,8 +159,11 @@ def main() -> int:
                     spans[name] = spans.get(name, 0.0) + time.perf_counter() - t
             return wrapper
 
-        for name in ("plan", "compress_batch", "finish_run"):
-            setattr(bulk, name, timed(name, getattr(bulk, name)))
+        import importlib
+
+        for module, name in (("plan", "plan"), ("jobs", "compress_batch"), ("run", "finish_run")):
+            mod = importlib.import_module(f"gancodec.bulk.{module}")
+            setattr(mod, name, timed(name, getattr(mod, name)))
 
     def flow(out: Path) -> float:
         t = time.perf_counter()

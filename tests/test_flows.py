@@ -78,7 +78,10 @@ def _dest(s3_client, versioned: bool = True) -> tuple[str, str]:
 
 
 def _load_flow(name: str):
-    return bulk._load_flow_module(name)
+    """The module that defines the flows (both live in gancodec.bulk.flows; flows/*.py import it)."""
+    from gancodec.bulk import flows
+
+    return flows
 
 
 def _versions(s3_client, bucket: str, prefix: str = "out/") -> dict[str, int]:
@@ -207,14 +210,16 @@ def test_a_batch_that_fails_for_good_is_recorded_and_the_rest_goes_on(env, s3_cl
     """Batch 1 raises a non-transient error (no retry): its images become failed rows naming
     the error, every other batch is written, and the run ends Failed. concurrency=1 runs the
     batches in the flow's thread, 2 through the task runner: both paths must do this."""
-    real = bulk.compress_batch
+    from gancodec.bulk import jobs
+
+    real = jobs.compress_batch
 
     def broken_second_batch(*args, batch_index: int = 0, **kw):
         if batch_index == 1:
             raise RuntimeError("worker lost its scratch disk")
         return real(*args, batch_index=batch_index, **kw)
 
-    monkeypatch.setattr(bulk, "compress_batch", broken_second_batch)
+    monkeypatch.setattr(jobs, "compress_batch", broken_second_batch)
     bucket, dst = _dest(s3_client)
     state = _load_flow("bulk_compress").bulk_compress(src=source["url"], dst=dst, batch_size=8, psnr_floor=0.0,
                                                       concurrency=concurrency, return_state=True)

@@ -1,4 +1,4 @@
-"""The ``gancodec`` command: compress, decompress, info, bulk.
+"""The ``gancodec`` command: compress, decompress, info, weights, bulk, bulk-decompress.
 
 Errors are printed on one line (``gancodec: error: ...``) with no traceback, and the exit status
 is non-zero; outputs are written atomically, so a failure never leaves a partial file.
@@ -200,21 +200,6 @@ def cmd_weights(a: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_bulk(a: argparse.Namespace) -> int:
-    try:
-        from .bulk import run_cli
-    except ImportError:
-        raise _Fail("bulk: the bulk-compression module is not installed in this build") from None
-    from .bulk import DEFAULT_BATCH_SIZE
-
-    try:  # run_cli prints its own errors as one `gancodec: error: ...` line and returns 2
-        return run_cli(a.source, a.destination, quality=a.quality, bpp=a.bpp, device=a.device,
-                       batch_size=a.batch_size or DEFAULT_BATCH_SIZE, refine_steps=a.refine,
-                       recompress_other_models=a.recompress_other_models, error=_error)
-    except RuntimeError as exc:  # Prefect could not start its ephemeral server, and the like
-        raise _Fail(f"bulk: {exc}") from None
-
-
 def _error(msg: str) -> None:
     print(f"gancodec: error: {msg}", file=sys.stderr)
 
@@ -284,17 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     wg.add_argument("--to", default=None, metavar="DIR", help="folder to write to (default: ~/.cache/gancodec/weights)")
     w.set_defaults(func=cmd_weights)
 
-    b = sub.add_parser("bulk", help="compress a bucket prefix or folder (s3://... or a path) with the Prefect flow")
-    b.add_argument("source")
-    b.add_argument("destination")
-    rate_args(b)
-    b.add_argument("--device", default=None)
-    b.add_argument("--batch-size", type=int, default=None, help="images per Prefect task (default: gancodec.bulk.DEFAULT_BATCH_SIZE)")
-    refine_arg(b)
-    b.add_argument("--recompress-other-models", action="store_true",
-                   help="redo outputs made by other weights (e.g. an earlier release's); by default they are kept, "
-                        "since they still decode (gancodec weights)")
-    b.set_defaults(func=cmd_bulk)
+    from .bulk.cli import add_parsers as add_bulk_parsers  # light: no Prefect, torch or pandas import
+
+    add_bulk_parsers(sub, _error)
     return p
 
 
