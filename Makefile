@@ -28,6 +28,7 @@ demo: setup
 	$(BIN)/python -m gancodec.demo
 
 test: setup
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -q -ra --durations=15
 
 bench: setup

@@ -23,7 +23,7 @@ from . import bitstream
 from .bitstream import Header
 from .data.imageio import ImageInput, load_image
 from .errors import BitstreamError
-from .realism.weights import realism_model
+from .weights.realism import realism_model
 from .tiling import DEFAULT_TILE, ENCODE_HALO, TileGrid, decode_latents, encode_tiles, synthesize, with_backoff
 from .weights import LoadedModel, load_model
 from .weights.history import find_weights, missing_weights_hint

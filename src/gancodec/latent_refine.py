@@ -29,7 +29,7 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 
-from .entropy.coder import LatentCoder
+from .models.coder import LatentCoder
 from .entropy.factorized import TAIL as Z_TAIL
 from .models import HyperpriorCodec
 from .models.checkerboard import anchor_mask

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 
 from . import latent_refine
-from .entropy.coder import LatentCoder
+from .models.coder import LatentCoder
 from .faults import maybe_inject_oom
 from .models import HyperpriorCodec
 

@@ -74,6 +74,8 @@ def _round_ste(x: torch.Tensor) -> torch.Tensor:
 
 
 class HyperpriorCodec(nn.Module):
+    config_class = ModelConfig  # gancodec.models.registry builds it from a saved model_config
+
     def __init__(self, config: ModelConfig = ModelConfig()) -> None:
         super().__init__()
         self.config = config

@@ -26,7 +26,7 @@ from ..weights import SHIPPED_WEIGHTS, model_id_of
 from .config import RealismConfig
 from .discriminator import ConditionalPatchDiscriminator
 from .losses import discriminator_loss, generator_loss
-from .weights import export_realism
+from ..weights.realism import export_realism
 
 
 def quantised_latents(base, x: torch.Tensor, rate: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

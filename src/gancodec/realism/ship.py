@@ -22,7 +22,7 @@ import torch
 from ..errors import ModelError
 from ..fsutil import atomic_write_bytes
 from ..weights import MODEL_CARD, SHIPPED_WEIGHTS, model_id_of
-from .weights import SHIPPED_REALISM, parse_realism
+from ..weights.realism import SHIPPED_REALISM, parse_realism
 
 
 def _train_config(path: Path) -> dict:

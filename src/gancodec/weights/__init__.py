@@ -17,9 +17,9 @@ from pathlib import Path
 
 import torch
 
-from ..entropy.coder import LatentCoder
+from ..models.coder import LatentCoder
 from ..errors import ModelError
-from ..models import HyperpriorCodec
+from ..models import HyperpriorCodec, model_from_checkpoint
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "hyperprior-v1.pt"
@@ -68,6 +68,16 @@ class LoadedModel:
         return float(self.model.num_rates)
 
 
+def load_checkpoint(path: str | os.PathLike) -> dict:
+    """A checkpoint or weights file as a dict (``torch.load(weights_only=True)``: data, never code)."""
+    try:
+        return torch.load(Path(path), map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: checkpoint not found") from None
+    except Exception as exc:  # pickle errors, zip errors, refused globals
+        raise ModelError(f"{path}: not a readable gancodec checkpoint ({exc})") from None
+
+
 def default_weights_path() -> Path:
     env = os.environ.get(ENV_WEIGHTS)
     return Path(env) if env else SHIPPED_WEIGHTS
@@ -94,8 +104,6 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     A file replaced on disk (new size or mtime) is read and verified again, so a long-running
     worker picks up new weights instead of coding with the old ones under the new file's name.
     """
-    from ..train.checkpoint import model_from_checkpoint
-
     p = Path(path) if path is not None else default_weights_path()
     signature = file_signature(p)
     with _cache_lock:

@@ -21,8 +21,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from ..fsutil import atomic_write_bytes
-from ..train.checkpoint import load_checkpoint, model_from_checkpoint
-from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights
+from ..models import model_from_checkpoint
+from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights, load_checkpoint
 
 
 def _git_rev() -> str:
@@ -81,7 +81,7 @@ def dvc_lock_entry(checkpoint: str, lock_path: str | Path = "dvc.lock") -> dict 
 
 def shipped_realism_card(model_id: str) -> dict | None:
     """The card of the shipped realism decoder when it was trained for ``model_id``, else None."""
-    from ..realism.weights import SHIPPED_REALISM
+    from .realism import SHIPPED_REALISM
 
     path = SHIPPED_REALISM.with_suffix(".json")
     if not path.exists():

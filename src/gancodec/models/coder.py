@@ -20,11 +20,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..entropy.factorized import TAIL as Z_TAIL
+from ..entropy.gaussian import SCALE_TABLE, GaussianConditional, scale_freqs, tail_for_scale
+from ..entropy.tables import probabilities
 from ..errors import BitstreamError
-from ..models.checkerboard import anchor_mask
-from .factorized import TAIL as Z_TAIL
-from .gaussian import SCALE_TABLE, GaussianConditional, scale_freqs, tail_for_scale
-from .tables import probabilities
+from .checkerboard import anchor_mask
 
 _Categorical = constriction.stream.model.Categorical
 _Y_TAILS = np.array([tail_for_scale(float(s)) for s in SCALE_TABLE], dtype=np.int64)
