@@ -1,4 +1,4 @@
-"""DVC stage `download`: fetch the `download.sources` of params.yaml into OUT/<source>/.
+"""DVC stage `download`: fetch the sources listed in --sources (data/sources.yaml) into OUT/<source>/.
 
 Mirror first (download.mirror), then each source's url/archive; every file sha256-checked.
 Writes OUT/manifest.csv (source, role, file, sha256, bytes, origin, license).
@@ -10,18 +10,21 @@ import sys
 
 from gancodec.data.download import download_sources, parse_sources
 from gancodec.errors import GancodecError
-from gancodec.params import stage_params
+from gancodec.params import read_sources
+from gancodec.params import DownloadParams
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file (section `download`)")
+    parser.add_argument("--sources", required=True, help="YAML: source -> role, license, url/archive, files (name -> sha256)")
     parser.add_argument("--out", required=True, help="raw data folder (a DVC out)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     try:
-        cfg = stage_params(args.params, "download")
-        rows = download_sources(parse_sources(cfg["sources"]), args.out, take=cfg["take"], mirror=cfg.get("mirror") or None, cache_dir=cfg.get("cache"))
+        prm = DownloadParams.load(args.params)
+        sources = parse_sources(read_sources(args.sources))
+        rows = download_sources(sources, args.out, take=prm.take, mirror=prm.mirror or None, cache_dir=prm.cache)
     except GancodecError as exc:
         print(f"download: {exc}", file=sys.stderr)
         return 1

@@ -3,26 +3,34 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
+from gancodec.errors import GancodecError
 from gancodec.eval.anchors import load_anchors
 from gancodec.eval.report import write_report
-from gancodec.params import stage_params
+from gancodec.params import ReportParams
 
 
-def main() -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="the params file (section `report`)")
     p.add_argument("--eval", required=True)
     p.add_argument("--out", required=True)
-    a = p.parse_args()
-    prm = stage_params("params.yaml", "report")
+    a = p.parse_args(argv)
+    try:
+        prm = ReportParams.load(a.params)
+    except GancodecError as exc:
+        print(f"report: {exc}", file=sys.stderr)
+        return 1
     anchors = None
-    if prm.get("anchors") and Path(prm["anchors"]).exists():
-        anchors = load_anchors(prm["anchors"], dataset="kodak")
-        keep = set(prm.get("anchor_curves") or [])
+    if prm.anchors and Path(prm.anchors).exists():
+        anchors = load_anchors(prm.anchors, dataset="kodak")
+        keep = set(prm.anchor_curves)
         anchors = anchors[anchors["name"].isin(keep)] if keep else anchors
-    print(write_report(a.eval, a.out, anchors, dataset=prm.get("dataset", "test set")))
+    print(write_report(a.eval, a.out, anchors, dataset=prm.dataset))
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -9,17 +9,17 @@ import sys
 
 from gancodec.data.split import split_table
 from gancodec.errors import GancodecError
-from gancodec.params import stage_params
+from gancodec.params import SplitParams
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--params", default="params.yaml", help="the params file (section `split`)")
     parser.add_argument("--table", required=True, help="validate's files.csv")
     parser.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     try:
-        summary = split_table(args.table, args.out, stage_params(args.params, "split"))
+        summary = split_table(args.table, args.out, SplitParams.load(args.params).values())
     except GancodecError as exc:
         print(f"split: {exc}", file=sys.stderr)
         return 1

@@ -1,20 +1,23 @@
 """DVC stage `train`: stage-1 rate-distortion training on the split's train list.
 
-Reads params.yaml `train` (profile-aware), logs loss/bpp/PSNR per step with dvclive, keeps a
-resumable checkpoint in --run (persisted by DVC), and exports the weights + model card to --out.
+Reads the `train` section of --params (profile-aware, typed: gancodec.params.TrainParams), logs
+loss/bpp/PSNR per step with dvclive, keeps a resumable checkpoint in --run (persisted by DVC),
+and exports the weights + model card to --out. `train.steps: 0` exports the starting weights.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 from dvclive import Live
 
 from gancodec.data.download import sha256_file
-from gancodec.params import stage_params
-from gancodec.train import TrainConfig, train
+from gancodec.errors import GancodecError
+from gancodec.params import TrainParams
+from gancodec.train import train
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from gancodec.weights import SHIPPED_WEIGHTS, export_weights
 
@@ -27,22 +30,21 @@ def _repo_relative(path: Path) -> str:
         return str(path)
 
 
-def main() -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--params", default="params.yaml", help="the params file (section `train`)")
     p.add_argument("--train-list", required=True, help="CSV with a `path` column (from the split stage)")
     p.add_argument("--run", required=True, help="checkpoint folder (resumable)")
     p.add_argument("--out", required=True, help="exported weights file")
     p.add_argument("--live", default="dvclive/train")
-    a = p.parse_args()
-    prm = stage_params("params.yaml", "train")
-    init = {"shipped": _repo_relative(SHIPPED_WEIGHTS), "scratch": None}.get(prm["init_from"], prm["init_from"])
-    cfg = TrainConfig(data_dirs=[a.train_list], out_dir=a.run, init_from=init, steps=int(prm["steps"]),
-                      max_seconds=float(prm.get("max_seconds", 0)), batch_size=int(prm["batch_size"]),
-                      crop=int(prm["crop"]), lr=float(prm["lr"]), seed=int(prm.get("seed", 0)),
-                      lmbda=prm.get("lambda"), checkpoint_every_s=float(prm.get("checkpoint_every_s", 300)),
-                      log_every=int(prm.get("log_every", 10)), threads=int(prm.get("threads", 0)),
-                      model={"context": prm["context"]} if prm.get("context") else {},
-                      trainable=list(prm.get("trainable") or []))
+    a = p.parse_args(argv)
+    try:
+        prm = TrainParams.load(a.params)
+    except GancodecError as exc:
+        print(f"train: {exc}", file=sys.stderr)
+        return 1
+    init = {"shipped": _repo_relative(SHIPPED_WEIGHTS), "scratch": None}.get(prm.init_from, prm.init_from)
+    cfg = prm.train_config(a.train_list, a.run, init)
     with Live(a.live, report=None, dvcyaml=None) as live:
         # train() logs its final step at least (even with nothing left to train), so the plots
         # folder dvc.yaml declares is always written.
@@ -60,11 +62,12 @@ def main() -> None:
         ckpt = load_checkpoint(weights)
         digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
         Path(a.out).with_suffix(".json").write_text(json.dumps(
-            {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm["init_from"],
+            {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm.init_from,
              "init_sha256": sha256_file(init) if init else None,
-             "profile": prm["profile"], "train": cfg.to_dict()}, indent=2) + "\n")
+             "profile": prm.profile, "train": cfg.to_dict()}, indent=2) + "\n")
         live.log_metric("final/steps", int(ckpt.get("step", 0)), plot=False)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

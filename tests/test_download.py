@@ -247,12 +247,12 @@ def test_profile_overrides_are_shallow_and_checked():
 
 
 def test_repo_params_pin_every_mirror_file():
-    """params.yaml lists exactly the files (and hashes) of the shared mirror's SHA256SUMS."""
+    """data/sources.yaml lists exactly the files (and hashes) of the shared mirror's SHA256SUMS."""
     import yaml
 
     repo = Path(__file__).resolve().parents[1]
     params = yaml.safe_load((repo / "params.yaml").read_text())
-    sources = parse_sources(params["download"]["sources"])
+    sources = parse_sources(yaml.safe_load((repo / "data/sources.yaml").read_text()))
     mirror = (repo / params["download"]["mirror"]).resolve()
     if not mirror.is_dir():
         pytest.skip(f"no mirror at {mirror}")

@@ -71,9 +71,12 @@ def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
     params["profile"] = "ci"
     params["download"]["mirror"] = str(tmp_path / "mirror")
     params["download"]["profiles"]["ci"]["take"] = {"kodak": 2, "cid22_photos": 4}
-    for source, entries in files.items():
-        params["download"]["sources"][source]["files"] = entries
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    sources = yaml.safe_load((REPO / "data/sources.yaml").read_text())
+    for source, entries in files.items():
+        sources[source]["files"] = entries
+    (repo / "data").mkdir()
+    (repo / "data/sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False))
     if not scm:
         _dvc(repo, "init", "--no-scm", "-q")
         return repo, params

@@ -73,9 +73,13 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     assert ran["metrics"]["dvclive/train/metrics.json"]["data"]["train"]["bpp"] > 0
     assert "bd_rate_psnr" in ran["metrics"]["reports/eval/metrics.json"]["data"]
 
+    # A key that only says how to run (untracked in dvc.yaml) reruns nothing.
+    idle = _dvc(repo, "exp", "run", "-S", "train.checkpoint_every_s=301")
+    assert "Running stage" not in idle, idle
+
     # A setting that only extends the run: train resumes at 12 of 12 and trains nothing, yet logs
     # its final step (the plots folder dvc.yaml declares); the same weights leave evaluate alone.
-    more = _dvc(repo, "exp", "run", "-S", "train.checkpoint_every_s=301")
+    more = _dvc(repo, "exp", "run", "-S", "train.max_seconds=5000")
     assert "Running stage 'train'" in more and "resumed models/run/last.pt at step 12" in more, more
     assert "Running stage 'evaluate'" not in more, more
     assert pd.read_csv(repo / "dvclive/train/plots/metrics/train/bpp.tsv", sep="\t").step.tolist() == [12]

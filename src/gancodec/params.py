@@ -1,4 +1,4 @@
-"""Reading one stage's section of ``params.yaml``, with the active profile applied.
+"""The pipeline's parameters: one typed section per ``dvc.yaml`` stage, read from ``params.yaml``.
 
 ``params.yaml`` has a top-level ``profile`` (``ci`` | ``default`` | ``full``) and one section per
 stage. A section may hold ``profiles: {<profile>: {key: value, ...}}``; the keys given for the
@@ -6,19 +6,34 @@ active profile replace the section's own (a shallow update), so a profile states
 differs. ``default`` needs no entry::
 
     profile: ci
-    download:
-      take: {kodak: all}
+    train:
+      steps: 0
       profiles:
-        ci: {take: {kodak: 6}}
+        ci: {steps: 12}
 
-``stage_params("params.yaml", "download")`` then returns ``{"take": {"kodak": 6}}``.
+``TrainParams.load("params.yaml")`` then returns ``TrainParams(steps=12, ..., profile="ci")``.
+
+Each section is a frozen dataclass below (``SECTION`` names its ``params.yaml`` key). Stage scripts
+load their section with ``<Section>Params.load(args.params)`` and use its attributes; nothing
+reads ``params.yaml`` by hand. Values are checked against the field types (a wrong type or an
+unknown key is a ``DataError`` naming the key and the valid ones).
+
+Lineage: every field a stage's *outputs* depend on is a dotted key in that stage's ``params:``
+list in ``dvc.yaml`` (``train.steps``, ...), plus ``profile`` and ``<section>.profiles`` when the
+section has profiles. Fields that only say *how* to run (``evaluate.workers``,
+``train.checkpoint_every_s``, ``download.cache``) are marked ``untracked`` so that changing them
+reruns nothing; ``tracked_keys()`` lists the rest and a test holds ``dvc.yaml`` to it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import types
+import typing
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 
@@ -26,9 +41,36 @@ from .errors import DataError
 
 PROFILES = ("ci", "default", "full")
 
+#: ``field(metadata=UNTRACKED)``: a key that changes how a stage runs, not what it makes.
+UNTRACKED = {"track": False}
+
+S = TypeVar("S", bound="Section")
+
+
+def read_params(path: str | os.PathLike = "params.yaml") -> dict[str, Any]:
+    """The whole params file as a mapping (``DataError`` naming the file if it is missing or bad)."""
+    try:
+        params = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read params ({exc.strerror or exc}); pass --params PATH") from None
+    except yaml.YAMLError as exc:
+        raise DataError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(params, Mapping):
+        raise DataError(f"{path}: params file must be a mapping of sections")
+    return dict(params)
+
+
+def read_sources(path: str | os.PathLike) -> dict[str, Any]:
+    """The download stage's sources file (``data/sources.yaml``): source -> role, license, url or
+    archive, files (name -> sha256). Data, not parameters: DVC tracks it as a file dependency."""
+    sources = read_params(path)
+    if not sources:
+        raise DataError(f"{path}: no sources listed")
+    return sources
+
 
 def resolve_section(params: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """Return ``params[section]`` with the overrides of ``params["profile"]`` applied."""
+    """Return ``params[section]`` with the overrides of ``params["profile"]`` applied (plus ``profile``)."""
     profile = params.get("profile", "default")
     if profile not in PROFILES:
         raise DataError(f"params: profile {profile!r} is unknown; use one of {', '.join(PROFILES)}")
@@ -45,13 +87,185 @@ def resolve_section(params: Mapping[str, Any], section: str) -> dict[str, Any]:
 
 
 def stage_params(path: str | os.PathLike, section: str) -> dict[str, Any]:
-    """Read ``path`` (a params.yaml) and return its ``section`` for the active profile."""
-    try:
-        params = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read params ({exc.strerror or exc})") from None
-    except yaml.YAMLError as exc:
-        raise DataError(f"{path}: not valid YAML ({exc})") from None
-    if not isinstance(params, Mapping):
-        raise DataError(f"{path}: params file must be a mapping of sections")
-    return resolve_section(params, section)
+    """Read ``path`` (a params.yaml) and return its ``section`` for the active profile, untyped."""
+    return resolve_section(read_params(path), section)
+
+
+def _coerce(value: Any, tp: Any, where: str) -> Any:
+    """``value`` checked against the annotation ``tp`` (int/float/str/bool, X | None, list[X], dict[K, V])."""
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _coerce(value, arg, where)
+            except DataError as exc:
+                errors.append(str(exc))
+        raise DataError(errors[-1] if errors else f"params: {where} must not be null")
+    if origin is typing.Literal:
+        if value not in args:
+            raise DataError(f"params: {where} is {value!r}; use one of {', '.join(map(repr, args))}")
+        return value
+    if origin is list:
+        if not isinstance(value, list):
+            raise DataError(f"params: {where} must be a list, not {value!r}")
+        return [_coerce(v, args[0] if args else Any, f"{where}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, Mapping):
+            raise DataError(f"params: {where} must be a mapping, not {value!r}")
+        kt, vt = args or (Any, Any)
+        return {_coerce(k, kt, where): _coerce(v, vt, f"{where}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise DataError(f"params: {where} must be true or false, not {value!r}")
+        return value
+    if tp in (int, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or (tp is int and value != int(value)):
+            raise DataError(f"params: {where} must be a{'n integer' if tp is int else ' number'}, not {value!r}")
+        return tp(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise DataError(f"params: {where} must be a string, not {value!r}")
+        return value
+    raise TypeError(f"params: no rule for the annotation {tp!r} of {where}")
+
+
+@dataclass(frozen=True)
+class Section:
+    """Base of the typed sections: ``load`` reads one, ``tracked_keys`` says what ``dvc.yaml`` tracks."""
+
+    SECTION: ClassVar[str] = ""  # the params.yaml key
+    STAGE: ClassVar[str] = ""  # the dvc.yaml stage that reads it, when not named like the section
+    profile: str = "default"  # the active profile, set by load() from the top-level key
+
+    @classmethod
+    def from_mapping(cls: type[S], cfg: Mapping[str, Any]) -> S:
+        """A section from a resolved mapping (``resolve_section``'s output); checks keys and types."""
+        hints = typing.get_type_hints(cls)
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise DataError(f"params: {cls.SECTION} has unknown key(s) {unknown}; valid keys: {sorted(known - {'profile'})}")
+        missing = sorted(f.name for f in dataclasses.fields(cls) if f.name not in cfg
+                         and f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+        if missing:
+            raise DataError(f"params: {cls.SECTION} lacks {missing}; add them to params.yaml")
+        return cls(**{k: _coerce(v, hints[k], f"{cls.SECTION}.{k}") for k, v in cfg.items()})
+
+    @classmethod
+    def load(cls: type[S], path: str | os.PathLike = "params.yaml") -> S:
+        """This section of the params file at ``path``, the active profile applied."""
+        return cls.from_mapping(stage_params(path, cls.SECTION))
+
+    @classmethod
+    def tracked_keys(cls, has_profiles: bool = True) -> list[str]:
+        """The ``params:`` entries of this section's stage in dvc.yaml, in field order."""
+        keys = [f"{cls.SECTION}.{f.name}" for f in dataclasses.fields(cls)
+                if f.name != "profile" and f.metadata.get("track", True)]
+        return (["profile", *keys, f"{cls.SECTION}.profiles"] if has_profiles else keys)
+
+    def values(self) -> dict[str, Any]:
+        """The section's keys and values (without ``profile``)."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "profile"}
+
+
+@dataclass(frozen=True)
+class DownloadParams(Section):
+    SECTION: ClassVar[str] = "download"
+    #: files taken per source: a count (the first N by name) or "all"; unlisted sources are skipped
+    take: dict[str, int | str] = field(default_factory=dict)
+    #: a local folder or s3://bucket/prefix tried before the URLs; files are sha256-pinned, so where
+    #: they come from does not change the outputs (untracked)
+    mirror: str | None = field(default=None, metadata=UNTRACKED)
+    #: partial downloads and archives survive here between runs
+    cache: str | None = field(default=None, metadata=UNTRACKED)
+
+
+@dataclass(frozen=True)
+class ValidateParams(Section):
+    SECTION: ClassVar[str] = "validate"
+    min_side: int = 256
+    dhash_size: int = 16
+    near_dup_max_hamming: int = 36
+
+
+@dataclass(frozen=True)
+class SplitParams(Section):
+    SECTION: ClassVar[str] = "split"
+    val_fraction: float = 0.2
+    salt: str = "gancodec-split-v1"
+
+
+@dataclass(frozen=True)
+class TrainParams(Section):
+    SECTION: ClassVar[str] = "train"
+    init_from: str = "shipped"  # shipped | scratch | a weights path
+    steps: int = 0
+    max_seconds: float = 0.0
+    batch_size: int = 8
+    crop: int = 128
+    lr: float = 2e-4
+    # YAML spells it `lambda`; a Python name cannot be, so the key maps to this field (see load)
+    lmbda: float | None = None
+    context: str | None = None
+    trainable: list[str] = field(default_factory=list)
+    seed: int = 0
+    log_every: int = 10
+    checkpoint_every_s: float = field(default=300.0, metadata=UNTRACKED)
+    threads: int = field(default=0, metadata=UNTRACKED)
+
+    @classmethod
+    def from_mapping(cls, cfg: Mapping[str, Any]) -> "TrainParams":
+        cfg = dict(cfg)
+        if "lambda" in cfg:
+            cfg["lmbda"] = cfg.pop("lambda")
+        return super().from_mapping(cfg)
+
+    @classmethod
+    def tracked_keys(cls, has_profiles: bool = True) -> list[str]:
+        return [k.replace("train.lmbda", "train.lambda") for k in super().tracked_keys(has_profiles)]
+
+    def train_config(self, train_list: str, run_dir: str, init_from: str | None):
+        """The library's ``TrainConfig`` for this section (``init_from`` resolved by the caller)."""
+        from .train.config import TrainConfig
+
+        return TrainConfig(data_dirs=[train_list], out_dir=run_dir, init_from=init_from, steps=self.steps,
+                           max_seconds=self.max_seconds, batch_size=self.batch_size, crop=self.crop, lr=self.lr,
+                           seed=self.seed, lmbda=self.lmbda, checkpoint_every_s=self.checkpoint_every_s,
+                           log_every=self.log_every, threads=self.threads,
+                           model={"context": self.context} if self.context else {}, trainable=list(self.trainable))
+
+
+@dataclass(frozen=True)
+class EvaluateParams(Section):
+    SECTION: ClassVar[str] = "evaluate"
+    qualities: list[float] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
+    codecs: list[str] = field(default_factory=lambda: ["jpeg420", "webp"])
+    anchor: str = "hevc444"
+    limit: int | None = None
+    perceptual: bool = True
+    perceptual_max_bpp: float = 2.0
+    #: processes for the classical codecs; 0 = one per CPU core (results do not depend on it)
+    workers: int = field(default=0, metadata=UNTRACKED)
+
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class ReportParams(Section):
+    SECTION: ClassVar[str] = "report"
+    dataset: str = "test set"
+    #: a folder of published curves (gancodec.eval.anchors); skipped when absent
+    anchors: str | None = None
+    #: the published curves plotted beside ours (names in the anchors folder)
+    anchor_curves: list[str] = field(default_factory=list)
+
+
+#: Every section, by the dvc.yaml stage that reads it (a new stage's section is added here).
+SECTIONS: dict[str, type[Section]] = {cls.STAGE or cls.SECTION: cls for cls in
+                                      (DownloadParams, ValidateParams, SplitParams, TrainParams, EvaluateParams, ReportParams)}
