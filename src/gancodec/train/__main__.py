@@ -13,6 +13,8 @@ from .loop import train
 def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m gancodec.train", description="Stage-1 rate-distortion training.")
     p.add_argument("--data", nargs="+", required=True, help="folders or CSV lists of training images")
+    p.add_argument("--source-weights", type=float, nargs="+", default=None, metavar="W",
+                   help="share of the crops from each --data entry, in order (e.g. 0.65 0.35); default: by pixels")
     p.add_argument("--out", default="runs/stage1")
     p.add_argument("--init-from", default=None, help="weights to start from (e.g. the shipped model)")
     p.add_argument("--steps", type=int, default=100_000)
@@ -30,7 +32,7 @@ def main(argv: list[str] | None = None) -> None:
                    help="train only these parts (e.g. context h_a h_s z_prior); without g_a, g_s or gain "
                         "the loss is the rate alone and g_s is skipped")
     a = p.parse_args(argv)
-    train(TrainConfig(data_dirs=a.data, out_dir=a.out, init_from=a.init_from, steps=a.steps, max_seconds=a.max_seconds,
+    train(TrainConfig(data_dirs=a.data, source_weights=a.source_weights, out_dir=a.out, init_from=a.init_from, steps=a.steps, max_seconds=a.max_seconds,
                       batch_size=a.batch_size, crop=a.crop, lr=a.lr, device=a.device, threads=a.threads,
                       checkpoint_every_s=a.checkpoint_every_s, compile=a.compile,
                       model={"context": a.context} if a.context else {}, trainable=a.trainable))

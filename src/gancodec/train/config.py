@@ -8,6 +8,9 @@ from dataclasses import asdict, dataclass, field, fields
 @dataclass
 class TrainConfig:
     data_dirs: list[str] = field(default_factory=list)  # folders (or CSV lists) of training images
+    # share of the crops drawn from each entry of data_dirs (same length; normalised); None = every
+    # image in proportion to its pixels, whatever its source
+    source_weights: list[float] | None = None
     out_dir: str = "runs/stage1"  # checkpoints go here: last.pt (resumable) and model.pt (weights)
     init_from: str | None = None  # weights (.pt) to start from, e.g. the shipped model; None = scratch
     steps: int = 100_000  # stop after this many steps ...

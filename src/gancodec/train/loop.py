@@ -19,7 +19,7 @@ from ..data.download import sha256_file
 from ..models import HyperpriorCodec, ModelConfig
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
-from .crops import CropSampler, list_images
+from .crops import CropSampler, list_images, list_sources
 from .losses import RDLoss, rate_distortion
 
 
@@ -118,7 +118,11 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     rate_min, rate_max = cfg.rate_min, (model.num_rates - 1 if cfg.rate_max < 0 else cfg.rate_max)
     if cfg.lmbda is not None:
         rate_min = rate_max = model.gain.rate_of_lambda(cfg.lmbda)
-    sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
+    if cfg.source_weights is not None:
+        sampler = CropSampler(list_sources(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step,
+                              source_weights=list(cfg.source_weights))
+    else:
+        sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
     log({"event": "start", "origin": origin, "device": str(device), "images": len(sampler.images),
          "params": sum(p.numel() for p in params), "objective": "rate" if rate_only else "rate-distortion"})
 
