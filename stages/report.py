@@ -16,6 +16,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--params", default="params.yaml", help="the params file (section `report`)")
     p.add_argument("--eval", required=True)
+    p.add_argument("--classes", default=None, help="the evaluate_classes stage's classes.json (optional)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
@@ -28,7 +29,7 @@ def main(argv=None) -> int:
         anchors = load_anchors(prm.anchors, dataset="kodak")
         keep = set(prm.anchor_curves)
         anchors = anchors[anchors["name"].isin(keep)] if keep else anchors
-    print(write_report(a.eval, a.out, anchors, dataset=prm.dataset))
+    print(write_report(a.eval, a.out, anchors, dataset=prm.dataset, classes=a.classes))
     return 0
 
 

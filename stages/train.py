@@ -15,7 +15,7 @@ from pathlib import Path
 from dvclive import Live
 
 from gancodec.data.download import sha256_file
-from gancodec.errors import GancodecError
+from gancodec.errors import DataError, GancodecError
 from gancodec.params import TrainParams
 from gancodec.train import train
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
@@ -30,6 +30,28 @@ def _repo_relative(path: Path) -> str:
         return str(path)
 
 
+def _mix(train_list: str, run: str, share: float | None) -> tuple[list[str], list[float] | None]:
+    """With a synthetic share, the train list split by source into RUN/lists/{photos,synthetic}.csv
+    and their weights; without one (or with no synthetic rows), the list itself."""
+    import pandas as pd
+
+    if share is None:
+        return [train_list], None
+    if not 0.0 <= share <= 1.0:
+        raise DataError(f"params: train.synthetic_share={share} must be in [0, 1] (or null: by pixels)")
+    rows = pd.read_csv(train_list)
+    synthetic = rows["source"] == "synthetic"
+    if not synthetic.any() or synthetic.all():
+        print(f"train: synthetic_share={share} but {train_list} holds {'only' if synthetic.all() else 'no'} "
+              "synthetic images; training on the list as it is", file=sys.stderr)
+        return [train_list], None
+    folder = Path(run) / "lists"
+    folder.mkdir(parents=True, exist_ok=True)
+    rows[~synthetic].to_csv(folder / "photos.csv", index=False)
+    rows[synthetic].to_csv(folder / "synthetic.csv", index=False)
+    return [str(folder / "photos.csv"), str(folder / "synthetic.csv")], [1.0 - share, share]
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--params", default="params.yaml", help="the params file (section `train`)")
@@ -40,11 +62,12 @@ def main(argv=None) -> int:
     a = p.parse_args(argv)
     try:
         prm = TrainParams.load(a.params)
+        lists, weights = _mix(a.train_list, a.run, prm.synthetic_share)
     except GancodecError as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1
     init = {"shipped": _repo_relative(SHIPPED_WEIGHTS), "scratch": None}.get(prm.init_from, prm.init_from)
-    cfg = prm.train_config(a.train_list, a.run, init)
+    cfg = prm.train_config(lists, a.run, init, source_weights=weights)
     with Live(a.live, report=None, dvcyaml=None) as live:
         # train() logs its final step at least (even with nothing left to train), so the plots
         # folder dvc.yaml declares is always written.

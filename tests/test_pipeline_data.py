@@ -103,7 +103,11 @@ def test_dvc_repro_split_on_ci_profile(tmp_path):
     assert (repo / "data/quarantine/cid22_photos/d.png").is_file()
     lists = {s: pd.read_csv(repo / f"data/splits/{s}.csv") for s in ("train", "val", "test")}
     assert sorted(lists["test"]["path"]) == ["kodak/kodim01.png", "kodak/kodim02.png"]
-    assert len(lists["train"]) + len(lists["val"]) == 3
+    both = pd.concat([lists["train"], lists["val"]])
+    assert (both.source != "synthetic").sum() == 3
+    # the synthesize stage's images are split by content hash with the photos, never into test
+    synthetic = pd.read_csv(repo / "data/synthetic/manifest.csv")
+    assert len(synthetic) == 4 and set(both[both.source == "synthetic"].sha256) == set(synthetic.sha256)
     for clean in pd.concat(lists.values())["clean_path"]:
         assert (repo / clean).is_file()
     assert (repo / "dvc.lock").is_file()

@@ -23,7 +23,7 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     repo, params = ci_repo(tmp_path, scm=True)
 
     out = _dvc(repo, "repro")
-    for stage in ("download", "validate", "split", "train", "evaluate", "report"):
+    for stage in ("download", "validate", "synthesize", "split", "train", "evaluate", "evaluate_classes", "report"):
         assert f"Running stage '{stage}'" in out, out
     assert (repo / "models/gancodec.pt").is_file() and (repo / "models/run/last.pt").is_file()
     card = json.loads((repo / "models/gancodec.json").read_text())
@@ -43,6 +43,10 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
         assert (repo / "reports/report" / plot).is_file() and plot in report
     assert "## How this was made" in report and "| pillow |" in report
     assert "crops.png" in report and (repo / "reports/report/crops.png").is_file()
+    classes = json.loads((repo / "reports/classes/classes.json").read_text())["classes"]
+    assert [c["class"] for c in classes] == ["photos", "screen", "document", "graphics", "studio"]
+    assert all(c["images"] == 1 and set(c["bd_rate"]) == {"webp", "jpeg420"} for c in classes)
+    assert "## Per content class" in report and "| studio | 1 |" in report
 
     again = _dvc(repo, "repro")
     assert "Running stage" not in again, again

@@ -118,3 +118,23 @@ def test_write_splits_writes_empty_lists_too(tmp_path):
     a = assign_splits(table(2, role="test", source="kodak"), salt=SALT)
     write_splits(a, tmp_path, val_fraction=0.2, salt=SALT)
     assert pd.read_csv(tmp_path / "train.csv").empty and len(pd.read_csv(tmp_path / "test.csv")) == 2
+
+
+def test_extra_tables_are_split_by_content_hash_with_the_rest(tmp_path):
+    """The synthesize stage's manifest joins the split: its files land by their own hash, and
+    adding them moves no photo."""
+    files = tmp_path / "files.csv"
+    pd.concat([table(2, role="test", source="kodak"), table(30, start=2)]).to_csv(files, index=False)
+    alone = split_table(files, tmp_path / "alone", {"val_fraction": 0.2, "salt": SALT})
+    extra = tmp_path / "manifest.csv"
+    table(20, start=100, source="synthetic").assign(kind="ui").to_csv(extra, index=False)
+    split_table(files, tmp_path / "both", {"val_fraction": 0.2, "salt": SALT}, extra=[extra])
+    both = pd.read_csv(tmp_path / "both/assignments.csv", dtype=str)
+    photos = pd.read_csv(tmp_path / "alone/assignments.csv", dtype=str)
+    assert sides(both[both.source != "synthetic"]) == sides(photos)
+    synthetic = both[both.source == "synthetic"]
+    assert len(synthetic) == 20 and set(synthetic.split) == {"train", "val"}
+    assert all(s == ("val" if bucket(k, SALT) < 0.2 else "train") for k, s in zip(synthetic.sha256, synthetic.split))
+    assert alone["counts"]["test"] == 2
+    with pytest.raises(DataError, match="run the stage that makes it"):
+        split_table(files, tmp_path / "x", {}, extra=[tmp_path / "nope.csv"])

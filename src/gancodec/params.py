@@ -201,6 +201,19 @@ class SplitParams(Section):
 
 
 @dataclass(frozen=True)
+class SyntheticParams(Section):
+    SECTION: ClassVar[str] = "synthetic"
+    STAGE: ClassVar[str] = "synthesize"
+    count: int = 260  # training images (split train/val by content hash with the photos)
+    seed: int = 20
+    test_per_class: int = 8  # per content class (screen, document, graphics, studio)
+    test_seed: int = 2020  # the test sets' own seed
+    size: list[int] = field(default_factory=lambda: [512, 512])  # width, height
+    #: share of each kind (gancodec.data.synthetic.KINDS) among the training images
+    kinds: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class TrainParams(Section):
     SECTION: ClassVar[str] = "train"
     init_from: str = "shipped"  # shipped | scratch | a weights path
@@ -214,6 +227,8 @@ class TrainParams(Section):
     context: str | None = None
     trainable: list[str] = field(default_factory=list)
     seed: int = 0
+    #: share of the training crops from synthetic images (the rest from photos); null: by pixels
+    synthetic_share: float | None = None
     log_every: int = 10
     checkpoint_every_s: float = field(default=300.0, metadata=UNTRACKED)
     threads: int = field(default=0, metadata=UNTRACKED)
@@ -229,11 +244,14 @@ class TrainParams(Section):
     def tracked_keys(cls, has_profiles: bool = True) -> list[str]:
         return [k.replace("train.lmbda", "train.lambda") for k in super().tracked_keys(has_profiles)]
 
-    def train_config(self, train_list: str, run_dir: str, init_from: str | None):
-        """The library's ``TrainConfig`` for this section (``init_from`` resolved by the caller)."""
+    def train_config(self, train_list: str | list[str], run_dir: str, init_from: str | None,
+                     source_weights: list[float] | None = None):
+        """The library's ``TrainConfig`` for this section (``init_from`` resolved by the caller;
+        ``train_list`` one list, or one per source with ``source_weights``)."""
         from .train.config import TrainConfig
 
-        return TrainConfig(data_dirs=[train_list], out_dir=run_dir, init_from=init_from, steps=self.steps,
+        lists = [train_list] if isinstance(train_list, str) else list(train_list)
+        return TrainConfig(data_dirs=lists, source_weights=source_weights, out_dir=run_dir, init_from=init_from, steps=self.steps,
                            max_seconds=self.max_seconds, batch_size=self.batch_size, crop=self.crop, lr=self.lr,
                            seed=self.seed, lmbda=self.lmbda, checkpoint_every_s=self.checkpoint_every_s,
                            log_every=self.log_every, threads=self.threads,
@@ -257,6 +275,20 @@ class EvaluateParams(Section):
 
 
 @dataclass(frozen=True)
+class ClassesParams(Section):
+    SECTION: ClassVar[str] = "classes"
+    STAGE: ClassVar[str] = "evaluate_classes"
+    qualities: list[float] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
+    codecs: list[str] = field(default_factory=lambda: ["webp", "avif", "jpeg420"])  # BD-rate anchors
+    photos: int | None = 6  # test-list (Kodak) images for the photos class; null = all
+    limit: int | None = None  # images per synthetic class; null = all the synthesize stage made
+    workers: int = field(default=0, metadata=UNTRACKED)  # processes for the classical codecs; 0 = one per core
+
+    def worker_count(self) -> int:
+        return self.workers or os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
 class ReportParams(Section):
     SECTION: ClassVar[str] = "report"
     dataset: str = "test set"
@@ -268,4 +300,5 @@ class ReportParams(Section):
 
 #: Every section, by the dvc.yaml stage that reads it (a new stage's section is added here).
 SECTIONS: dict[str, type[Section]] = {cls.STAGE or cls.SECTION: cls for cls in
-                                      (DownloadParams, ValidateParams, SplitParams, TrainParams, EvaluateParams, ReportParams)}
+                                      (DownloadParams, ValidateParams, SplitParams, SyntheticParams, TrainParams,
+                                       EvaluateParams, ClassesParams, ReportParams)}

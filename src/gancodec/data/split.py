@@ -21,7 +21,7 @@ import json
 import logging
 import os
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 import pandas as pd
 
@@ -125,8 +125,10 @@ def write_splits(assignments: pd.DataFrame, out_dir: str | os.PathLike, *, val_f
     return summary
 
 
-def split_table(table_csv: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapping[str, Any]) -> dict[str, Any]:
-    """The split stage: read validate's ``files.csv``, honour the previous split, write lists."""
+def split_table(table_csv: str | os.PathLike, out_dir: str | os.PathLike, cfg: Mapping[str, Any],
+                extra: Sequence[str | os.PathLike] = ()) -> dict[str, Any]:
+    """The split stage: read validate's ``files.csv`` (and ``extra`` tables with the same
+    columns, e.g. the synthesize stage's manifest), honour the previous split, write lists."""
     known = {"val_fraction", "salt", "profile"}
     unknown = sorted(set(cfg) - known)
     if unknown:
@@ -136,6 +138,12 @@ def split_table(table_csv: str | os.PathLike, out_dir: str | os.PathLike, cfg: M
         table = pd.read_csv(table_csv, dtype={"sha256": str, "near_dup_group": str})
     except OSError as exc:
         raise DataError(f"{table_csv}: cannot read the validate table ({exc.strerror or exc}); run the validate stage first") from None
+    for path in extra:
+        try:
+            more = pd.read_csv(path, dtype={"sha256": str, "near_dup_group": str})
+        except OSError as exc:
+            raise DataError(f"{path}: cannot read this extra table ({exc.strerror or exc}); run the stage that makes it") from None
+        table = pd.concat([table, more.loc[:, [c for c in more.columns if c in REQUIRED]]], ignore_index=True)
     previous = read_previous(out_dir, val_fraction=val_fraction, salt=salt)
     assignments = assign_splits(table, val_fraction=val_fraction, salt=salt, previous=previous)
     return write_splits(assignments, out_dir, val_fraction=val_fraction, salt=salt)

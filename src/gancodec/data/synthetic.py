@@ -499,3 +499,40 @@ def generate_tests(out_dir: str | Path, *, per_class: int, seed: int, size: tupl
         rows += generate_set(Path(out_dir) / cls, count=per_class, seed=int(seed) * 1000 + CLASSES.index(cls),
                              kinds=kinds, size=size)
     return rows
+
+
+#: Columns of the synthesize stage's ``manifest.csv``: the validate table's columns the split
+#: stage needs (so synthetic images are split by content hash like every other train file),
+#: plus what the image is.
+MANIFEST_COLUMNS = ("path", "source", "role", "sha256", "status", "near_dup_group", "clean_path", "kind", "class",
+                    "scale")
+
+
+def synthesize(out_dir: str | Path, *, count: int, seed: int, test_per_class: int, test_seed: int,
+               size: tuple[int, int] = (512, 512), kinds: dict[str, float] | None = None) -> dict:
+    """The ``synthesize`` stage: ``count`` training images in ``<out>/train`` (listed in
+    ``<out>/manifest.csv``, role train, for the split) and ``test_per_class`` images per class in
+    ``<out>/test/<class>`` (listed in ``<out>/tests.csv``), drawn with a different seed."""
+    import csv
+
+    if int(seed) == int(test_seed):
+        raise DataError(f"synthetic: seed and test_seed are both {seed}; give the test set its own seed")
+    out = Path(out_dir)
+    rows = generate_set(out / "train", count=count, seed=seed, kinds=kinds, size=size)
+    with open(out / "manifest.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
+        w.writeheader()
+        for r in rows:
+            w.writerow({"path": r["path"], "source": "synthetic", "role": "train", "sha256": r["sha256"],
+                        "status": "ok", "near_dup_group": "", "clean_path": r["path"], "kind": r["kind"],
+                        "class": r["class"], "scale": r["scale"]})
+    tests = generate_tests(out / "test", per_class=test_per_class, seed=test_seed, size=size)
+    with open(out / "tests.csv", "w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=["path", "class", "kind", "scale", "sha256"])
+        w.writeheader()
+        w.writerows({k: r[k] for k in ("path", "class", "kind", "scale", "sha256")} for r in tests)
+    clash = {r["sha256"] for r in rows} & {r["sha256"] for r in tests}
+    if clash:  # same pixels in training and test: never expected from distinct seeds, but checked
+        raise DataError(f"synthetic: {len(clash)} test image(s) equal training images; change test_seed")
+    count_by = lambda rs, key: {k: sum(1 for r in rs if r[key] == k) for k in dict.fromkeys(r[key] for r in rs)}  # noqa: E731
+    return {"train": len(rows), "train_kinds": count_by(rows, "kind"), "test": count_by(tests, "class")}

@@ -74,17 +74,36 @@ def class_table(rows: pd.DataFrame, anchors: Sequence[str] = ANCHORS) -> list[di
     return table
 
 
-def evaluate_classes(test_sets: Mapping[str, str | Path], out_dir: str | Path, *, weights: str | None,
-                     qualities: Sequence[float], codecs: Sequence[str] = ANCHORS, limit: int | None = None,
-                     workers: int = 1) -> dict:
-    """Measure every class's test set (a folder of images or a CSV list); write classes.csv/.json."""
+def _load(source: str | Path | Sequence[str | Path], limit: int | None) -> dict[str, np.ndarray]:
+    from PIL import Image
+
     from .evaluate import load_test_images
 
+    if isinstance(source, (str, Path)):
+        return load_test_images(source, limit)
+    paths = [Path(p) for p in source][:limit] if limit else [Path(p) for p in source]
+    if not paths:
+        raise DataError("evaluate classes: a class has no test images")
+    images = {}
+    for p in paths:
+        try:
+            with Image.open(p) as img:
+                images[p.stem] = np.asarray(img.convert("RGB"))
+        except OSError as exc:
+            raise DataError(f"{p}: cannot read this test image ({exc}); rerun the stage that makes it") from None
+    return images
+
+
+def evaluate_classes(test_sets: Mapping[str, str | Path | Sequence[str | Path]], out_dir: str | Path, *,
+                     weights: str | None, qualities: Sequence[float], codecs: Sequence[str] = ANCHORS,
+                     limit: int | None = None, workers: int = 1) -> dict:
+    """Measure every class's test set (a folder of images, a CSV list or a list of paths); write
+    classes.csv/.json."""
     if not test_sets:
-        raise DataError("evaluate classes: no test sets given (class name -> folder or CSV)")
+        raise DataError("evaluate classes: no test sets given (class name -> folder, CSV or paths)")
     frames, skipped = [], {}
     for cls, source in test_sets.items():
-        images = load_test_images(source, limit)
+        images = _load(source, limit)
         mine = ours.rd_sweep(images, qualities, weights=weights, with_ms_ssim=False)
         classical, skip = baselines.sweep_many(list(codecs), images, workers=workers)
         skipped.update(skip)
@@ -95,7 +114,8 @@ def evaluate_classes(test_sets: Mapping[str, str | Path], out_dir: str | Path, *
     rows.to_csv(out / "classes.csv", index=False)
     summary = {"classes": class_table(rows, [c for c in ANCHORS if c in set(rows.codec)]),
                "qualities": [float(q) for q in qualities], "weights": weights or "shipped",
-               "test_sets": {k: str(v) for k, v in test_sets.items()}, "skipped": skipped}
+               "test_sets": {k: str(v) if isinstance(v, (str, Path)) else [str(p) for p in v]
+                             for k, v in test_sets.items()}, "skipped": skipped}
     (out / "classes.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
     return summary
 

@@ -123,8 +123,9 @@ def _fmt(v, spec: str) -> str:
 
 
 def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFrame | None = None,
-                 dataset: str = "test set") -> Path:
-    """Write ``README.md`` and the RD plots into ``out_dir`` from the evaluate stage's outputs."""
+                 dataset: str = "test set", classes: str | Path | None = None) -> Path:
+    """Write ``README.md`` and the RD plots into ``out_dir`` from the evaluate stage's outputs
+    (and the per-class table from ``classes``, the evaluate_classes stage's classes.json)."""
     ev, out = Path(eval_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     curves = pd.read_csv(ev / "curves.csv")
@@ -176,6 +177,11 @@ def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFram
         lines += [f"## Side by side at equal bpp ({summary.get('side_by_side', {}).get('image', '')}, centre crop)", "",
                   "![crops](crops.png)", "",
                   "gancodec at ~0.3 bpp; each other codec at its highest quality whose file is no larger.", ""]
+    if classes and Path(classes).exists():
+        from .classes import markdown
+
+        lines += ["## Per content class (PSNR BD-rate; negative = fewer bits than the anchor)", ""]
+        lines += markdown(json.loads(Path(classes).read_text())) + [""]
     if summary.get("skipped"):
         lines += ["## Skipped codecs", ""] + [f"- {c}: {why}" for c, why in summary["skipped"].items()] + [""]
     lines += _provenance(summary, ev)

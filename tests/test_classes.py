@@ -1,0 +1,47 @@
+"""The per-class table (issue 20): BD-rate per class against each anchor, and the worst image."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from gancodec.errors import DataError
+from gancodec.eval.classes import class_table, evaluate_classes, markdown
+
+
+def _curve(image, codec, cls, settings, bpps, psnrs):
+    return [{"class": cls, "image": image, "codec": codec, "setting": s, "bpp": b, "psnr": p}
+            for s, b, p in zip(settings, bpps, psnrs)]
+
+
+def _rows():
+    bpp = np.array([0.2, 0.4, 0.8, 1.6])
+    webp = 30 + 4 * np.log2(bpp / 0.2)
+    rows = []
+    for cls, images in {"photos": {"a": 0.0, "b": 0.0}, "screen": {"ui": -3.0, "table": +0.5}}.items():
+        for name, offset in images.items():
+            rows += _curve(name, "webp", cls, [10, 40, 70, 90], bpp, webp)
+            rows += _curve(name, "jpeg420", cls, [10, 40, 70, 90], bpp * 1.5, webp)
+            # ours: the same curve shifted by `offset` dB, at qualities 2, 4, 6, 8
+            rows += _curve(name, "gancodec", cls, [2.0, 4.0, 6.0, 8.0], bpp * 1.1, webp + 4 * np.log2(1.1) + offset)
+    return pd.DataFrame(rows)
+
+
+def test_bd_rate_per_class_and_the_worst_image():
+    table = {e["class"]: e for e in class_table(_rows(), anchors=("webp", "jpeg420"))}
+    photos, screen = table["photos"], table["screen"]
+    assert photos["images"] == 2 and photos["bd_rate"]["webp"] == pytest.approx(0.0, abs=0.5)
+    assert photos["bd_rate"]["jpeg420"] < -25  # JPEG needs 1.5x the bits for the same PSNR
+    assert screen["worst"]["image"] == "ui" and screen["worst"]["bd_rate_vs_webp"] > 50  # 3 dB down = 1.68x bits
+    assert screen["worst_gap"]["image"] == "ui" and screen["worst_gap"]["gap_db_vs_webp"] == pytest.approx(-3.0, abs=0.05)
+    lines = markdown({"classes": list(table.values())})
+    assert lines[0].startswith("| class | images | BD-rate vs WebP | BD-rate vs JPEG |")
+    assert any(line.startswith("| screen | 2 |") and "ui (-3.00 dB)" in line for line in lines)
+
+
+def test_missing_columns_and_empty_sets_are_errors(tmp_path):
+    with pytest.raises(DataError, match=r"lack column\(s\) \['class'\]"):
+        class_table(_rows().drop(columns=["class"]))
+    with pytest.raises(DataError, match="no test sets"):
+        evaluate_classes({}, tmp_path, weights=None, qualities=[2])
