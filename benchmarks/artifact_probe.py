@@ -16,6 +16,7 @@ for gancodec (real bytes) and WebP / AVIF 4:4:4 at the highest setting whose fil
 * ``flat grain``: RMS error over flat pixels (the input's 5x5 local std below 1 level);
 * ``period-2 share``: of the error power on flat pixels, the share at the highest spatial
   frequencies (the 2-pixel periods that a stride-2 transposed convolution leaves as a checkerboard);
+* ``grey`` / ``as one channel``: PSNR of the grey image's decode, and of its channel mean;
 * ``transform PSNR``: gancodec's decoder on the *unquantised* latent (g_s(y)) against the
   input: what the transforms can represent at all, before any rounding. If that is already
   low on text, the loss is in the transforms (what they were trained on), not in the entropy
@@ -122,18 +123,27 @@ def main() -> None:
     p.add_argument("--kodak", default=str(ROOT / "../shared/datasets/kodak"))
     p.add_argument("--qualities", type=float, nargs="+", default=[2, 4, 6])
     p.add_argument("--crop", type=int, default=256)
+    p.add_argument("--only", nargs="+", default=None, help="crops whose name starts with one of these")
     p.add_argument("--json", default=None)
     a = p.parse_args()
     torch.set_grad_enabled(False)
     model = load_model(a.weights).model
     rows = []
     for name, img in crops(Path(a.kodak), a.crop).items():
+        if a.only and not name.startswith(tuple(a.only)):
+            continue
         for q in a.qualities:
             data = compress(img, quality=q, weights=a.weights)
             dec = np.asarray(decompress(data, weights=a.weights))
             row = {"crop": name, "quality": q, "gancodec": _stats(img, dec, len(data))}
-            gdata = compress(_grey(img), quality=q, weights=a.weights)
-            row["gancodec"]["grey_false_colour"] = _chroma_rms(np.asarray(decompress(gdata, weights=a.weights)))
+            grey = _grey(img)
+            gdata = compress(grey, quality=q, weights=a.weights)
+            gdec = np.asarray(decompress(gdata, weights=a.weights))
+            row["gancodec"]["grey_false_colour"] = _chroma_rms(gdec)
+            # the same grey image decoded as one channel (the channel mean: what channels = 1 gives)
+            mono = np.repeat(gdec.astype(np.float64).mean(2, keepdims=True).round().astype(np.uint8), 3, axis=2)
+            row["gancodec"]["grey_psnr"], row["gancodec"]["grey_psnr_one_channel"] = (
+                metrics.psnr(grey, gdec), metrics.psnr(grey, mono))
             row["gancodec"]["grey_bits"] = len(gdata) / len(data)
             row["gancodec"]["transform_psnr"], row["gancodec"]["means_exact_psnr"] = _transform_psnr(model, img, q - 1)
             for codec in ("webp", "avif"):
@@ -156,7 +166,8 @@ def main() -> None:
                                 f"greyC {r['grey_false_colour']:.2f} greyBits {r['grey_bits']:.2f} "
                                 f"flat {fmt(r['flat_grain_rms'], '.2f')} p2 {fmt(r['period2_share'], '.3f')}")
             g = row["gancodec"]
-            line.append(f"transform {g['transform_psnr']:.2f} dB, quantised {g['means_exact_psnr']:.2f} dB")
+            line.append(f"transform {g['transform_psnr']:.2f} dB, quantised {g['means_exact_psnr']:.2f} dB, "
+                        f"grey {g['grey_psnr']:.2f} dB, as one channel {g['grey_psnr_one_channel']:.2f} dB")
             print(" | ".join(line), flush=True)
     if a.json:
         Path(a.json).write_text(json.dumps({"rows": rows, "qualities": a.qualities, "crop": a.crop}, indent=2))

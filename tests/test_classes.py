@@ -45,3 +45,21 @@ def test_missing_columns_and_empty_sets_are_errors(tmp_path):
         class_table(_rows().drop(columns=["class"]))
     with pytest.raises(DataError, match="no test sets"):
         evaluate_classes({}, tmp_path, weights=None, qualities=[2])
+
+
+def test_evaluate_classes_measures_every_class_from_real_bytes(tmp_path):
+    from PIL import Image
+
+    from gancodec.data.synthetic import generate
+
+    sets = {}
+    for cls, kind in (("screen", "ui"), ("studio", "studio")):
+        path = tmp_path / f"{kind}.png"
+        generate(kind, seed=3, index=0, size=(64, 64)).save(path)
+        sets[cls] = [path]
+    summary = evaluate_classes(sets, tmp_path / "out", weights=None, qualities=[2, 6], codecs=["webp"], workers=1)
+    rows = pd.read_csv(tmp_path / "out/classes.csv")
+    assert list(dict.fromkeys(rows["class"])) == ["screen", "studio"] and set(rows.image) == {"ui", "studio"}
+    assert (rows.bpp == rows.bytes * 8 / (64 * 64)).all()
+    assert [c["class"] for c in summary["classes"]] == ["screen", "studio"]
+    assert summary["test_sets"]["screen"] == [str(tmp_path / "ui.png")]

@@ -42,10 +42,10 @@ def _mirror(root: Path) -> dict[str, dict[str, str]]:
     return files
 
 
-def _dvc(cwd: Path, *args: str) -> str:
+def _dvc(cwd: Path, *args: str, timeout: int = 300) -> str:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(cwd / "src"), GANCODEC_CACHE=str(cwd / ".dlcache"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
-    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
 

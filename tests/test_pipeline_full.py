@@ -22,7 +22,7 @@ def _experiments(show: list) -> list[dict]:
 def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     repo, params = ci_repo(tmp_path, scm=True)
 
-    out = _dvc(repo, "repro")
+    out = _dvc(repo, "repro", timeout=900)  # eight stages, the first run: minutes on 2 busy cores
     for stage in ("download", "validate", "synthesize", "split", "train", "evaluate", "evaluate_classes", "report"):
         assert f"Running stage '{stage}'" in out, out
     assert (repo / "models/gancodec.pt").is_file() and (repo / "models/run/last.pt").is_file()
@@ -61,7 +61,7 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     # old lambda's run; it used to be resumed at step 12 of 12, training nothing), evaluate follows.
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "ci run")
-    exp = _dvc(repo, "exp", "run", "-S", "train.lambda=0.013")
+    exp = _dvc(repo, "exp", "run", "-S", "train.lambda=0.013", timeout=600)
     for stage in ("train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in exp, exp
     assert "Stage 'validate' didn't change" in exp and "Running stage 'validate'" not in exp, exp

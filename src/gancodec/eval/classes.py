@@ -101,14 +101,16 @@ def evaluate_classes(test_sets: Mapping[str, str | Path | Sequence[str | Path]],
     classes.csv/.json."""
     if not test_sets:
         raise DataError("evaluate classes: no test sets given (class name -> folder, CSV or paths)")
-    frames, skipped = [], {}
+    images, owner = {}, {}
     for cls, source in test_sets.items():
-        images = _load(source, limit)
-        mine = ours.rd_sweep(images, qualities, weights=weights, with_ms_ssim=False)
-        classical, skip = baselines.sweep_many(list(codecs), images, workers=workers)
-        skipped.update(skip)
-        frames.append(pd.concat([mine, classical], ignore_index=True).assign(**{"class": cls}))
-    rows = pd.concat(frames, ignore_index=True)
+        for name, img in _load(source, limit).items():
+            images[f"{cls}/{name}"] = img  # one sweep over every class: one process pool, not one per class
+            owner[f"{cls}/{name}"] = cls
+    mine = ours.rd_sweep(images, qualities, weights=weights, with_ms_ssim=False)
+    classical, skipped = baselines.sweep_many(list(codecs), images, workers=workers)
+    rows = pd.concat([mine, classical], ignore_index=True)
+    rows.insert(0, "class", rows.image.map(owner))
+    rows["image"] = rows.image.str.split("/", n=1).str[1]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     rows.to_csv(out / "classes.csv", index=False)
