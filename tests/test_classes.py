@@ -63,3 +63,17 @@ def test_evaluate_classes_measures_every_class_from_real_bytes(tmp_path):
     assert (rows.bpp == rows.bytes * 8 / (64 * 64)).all()
     assert [c["class"] for c in summary["classes"]] == ["screen", "studio"]
     assert summary["test_sets"]["screen"] == [str(tmp_path / "ui.png")]
+
+
+def test_the_model_card_renders_the_per_class_table():
+    import json
+
+    from gancodec.weights import MODEL_CARD
+    from gancodec.weights.ship import render_markdown
+
+    card = json.loads(MODEL_CARD.read_text())
+    card["classes"] = {"classes": class_table(_rows(), anchors=("webp", "jpeg420"))}
+    md = render_markdown(card, realism={})
+    assert "## Per content class" in md
+    assert "| screen | 2 | +" in md and "| ui (-3.00 dB) |" in md
+    assert md.index("## Per content class") > md.index("## Kodak")

@@ -1,6 +1,7 @@
 """Make a training checkpoint the shipped model: compact weights + model card.
 
     python -m gancodec.weights.ship runs/stage1/model.pt --version v1.6 [--kodak-table kodak.json]
+        [--classes-table reports/classes/classes.json]
 
 Writes ``hyperprior-v1.pt`` (float16 parameters, integer entropy tables) and ``MODEL_CARD.json``
 (sha256, model config, steps, training settings, data hashes, git revision, hardware, Kodak
@@ -148,6 +149,10 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
         lines += ["", f"Command: `{kodak['command']}`"]
     else:
         lines.append("Not measured yet.")
+    classes = card.get("classes")
+    if classes:
+        lines += ["", "## Per content class (PSNR BD-rate; negative = fewer bits than the anchor)", ""]
+        lines += _classes_markdown(classes)
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     if realism:
@@ -155,8 +160,25 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _classes_markdown(classes: dict) -> list[str]:
+    """The table of ``gancodec.eval.classes.markdown`` without importing the evaluation (the card is
+    rendered by code that decoding may load)."""
+    names = {"webp": "WebP", "avif": "AVIF 4:4:4", "jpeg420": "JPEG"}
+    rows = classes.get("classes", [])
+    anchors = list(rows[0]["bd_rate"]) if rows else []
+    pct = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
+    out = ["| class | images | " + " | ".join(f"BD-rate vs {names.get(a, a)}" for a in anchors)
+           + " | worst image vs WebP at q 2/4/6 |", "|" + "---|" * (len(anchors) + 3)]
+    for e in rows:
+        g = e.get("worst_gap")
+        worst = "n/a" if not g else f"{g['image']} ({g['gap_db_vs_webp']:+.2f} dB)"
+        out.append(f"| {e['class']} | {e['images']} | " + " | ".join(pct(e["bd_rate"].get(a)) for a in anchors)
+                   + f" | {worst} |")
+    return out
+
+
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
-         wall_time: str | None = None, version: str | None = None) -> dict:
+         wall_time: str | None = None, version: str | None = None, classes: dict | None = None) -> dict:
     """Make ``checkpoint`` the shipped weights (see the module docstring); ``version`` names it in HISTORY.json."""
     from .history import check_version_free
 
@@ -186,6 +208,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         **origin,
         "dvc_lock": dvc_lock_entry(checkpoint),
         "kodak": kodak,
+        "classes": classes,
         "notes": notes,
     }
     atomic_write_bytes(MODEL_CARD, (json.dumps(card, indent=2) + "\n").encode())
@@ -202,12 +225,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("checkpoint")
     p.add_argument("--version", required=True, help="the release name recorded in HISTORY.json, e.g. v1.6")
     p.add_argument("--kodak-table", help="JSON written by benchmarks/model_kodak.py --json")
+    p.add_argument("--classes-table", help="classes.json written by the evaluate_classes stage or "
+                   "benchmarks/class_table.py")
     p.add_argument("--notes", default="")
     p.add_argument("--hardware", default=None)
     p.add_argument("--wall-time", default=None)
     a = p.parse_args(argv)
     kodak = json.loads(Path(a.kodak_table).read_text()) if a.kodak_table else None
-    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time, a.version)
+    classes = json.loads(Path(a.classes_table).read_text()) if a.classes_table else None
+    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time, a.version, classes=classes)
     print(f"shipped {SHIPPED_WEIGHTS} sha256={card['sha256']} steps={card['steps']}")
 
 
