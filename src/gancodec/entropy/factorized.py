@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import rangecoder
 from .tables import quantize_pmf
 
 #: z is clamped to [-TAIL, TAIL] for coding (values beyond are vanishingly rare).
@@ -76,3 +77,38 @@ class FactorizedPrior(nn.Module):
 
     def tables_ready(self) -> bool:
         return bool(self.freqs.sum() > 0)
+
+    # --- coding (CompressAI's compress / decompress) ---------------------------------------
+    def _coding_models(self) -> list:
+        """One coder model per channel from the integer tables (rebuilt when the tables change)."""
+        if not self.tables_ready():
+            raise RuntimeError("entropy tables are empty: call model.update() before coding")
+        key = (self.freqs.data_ptr(), self.freqs._version)
+        if getattr(self, "_models_key", None) != key:
+            self._models = [rangecoder.categorical(f) for f in self.freqs.cpu().numpy()]
+            self._models_key = key
+        return self._models
+
+    @staticmethod
+    def quantize(z: torch.Tensor) -> torch.Tensor:
+        """z_hat as coded: rounded, clamped to [-TAIL, TAIL], float64 on the CPU."""
+        return torch.round(z).clamp_(-TAIL, TAIL).to("cpu", torch.float64)
+
+    @torch.no_grad()
+    def compress(self, z_hat: torch.Tensor, encoder: rangecoder.Encoder | None = None) -> bytes | None:
+        """Code an integer z_hat (1, C, h, w) in [-TAIL, TAIL], channel by channel, each in raster
+        order. Into ``encoder`` when given (returns None), else into a stream of its own (bytes)."""
+        models = self._coding_models()
+        enc = encoder if encoder is not None else rangecoder.new_encoder()
+        symbols = z_hat[0].to("cpu").numpy().astype(np.int32) + TAIL
+        for c, model in enumerate(models):
+            enc.encode(np.ascontiguousarray(symbols[c].ravel()), model)
+        return None if encoder is not None else rangecoder.finish(enc)
+
+    @torch.no_grad()
+    def decompress(self, source: bytes | rangecoder.Decoder, h: int, w: int) -> torch.Tensor:
+        """Inverse of :meth:`compress`: z_hat (1, C, h, w), float64, from bytes or a shared decoder."""
+        models = self._coding_models()
+        decoder = rangecoder.open_stream(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+        z = np.stack([decoder.decode(model, h * w) for model in models]).reshape(1, self.channels, h, w)
+        return torch.from_numpy(z.astype(np.int64) - TAIL).to(torch.float64)

@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import rangecoder
 from .tables import quantize_pmf
 
 SCALE_MIN = 0.11
@@ -67,3 +68,64 @@ class GaussianConditional(nn.Module):
     @staticmethod
     def snap_means(means: torch.Tensor) -> torch.Tensor:
         return torch.round(means * MEAN_GRID) / MEAN_GRID
+
+    # --- coding (CompressAI's compress / decompress) ---------------------------------------
+    @staticmethod
+    def tails(indexes: np.ndarray) -> np.ndarray:
+        """The coded half-range of each symbol's table (int64, the shape of ``indexes``)."""
+        return TAILS[indexes]
+
+    @staticmethod
+    def quantize(y: torch.Tensor, means: torch.Tensor, indexes: np.ndarray) -> np.ndarray:
+        """The residuals coded for y (1, M, h, w): clip(round(y - means), -tail, tail), int64 M x h x w,
+        computed in float64 on the CPU (``means`` snapped, float64)."""
+        q = torch.round(y.to("cpu", torch.float64) - means)[0].numpy().astype(np.int64)
+        tails = TAILS[indexes]
+        return np.clip(q, -tails, tails)
+
+    @staticmethod
+    def dequantize(residuals: np.ndarray, means: torch.Tensor) -> torch.Tensor:
+        """y_hat = residuals + means (float32, 1 x M x h x w)."""
+        q = torch.from_numpy(residuals).to(torch.float64).unsqueeze(0)
+        return (q + means).float()
+
+    @staticmethod
+    def compress(residuals: np.ndarray, indexes: np.ndarray, encoder: rangecoder.Encoder | None = None) -> bytes | None:
+        """Code integer residuals with the tables ``indexes`` names (same shape; any order, e.g.
+        one coding pass's positions), grouped by table in ascending index order, positions ascending
+        within a group. Into ``encoder`` when given (returns None), else a stream of its own."""
+        enc = encoder if encoder is not None else rangecoder.new_encoder()
+        flat_index = np.asarray(indexes).ravel()
+        symbols = np.asarray(residuals).ravel() + TAILS[flat_index]
+        for k, group in scale_groups(flat_index):
+            enc.encode(symbols[group].astype(np.int32), scale_model(k))
+        return None if encoder is not None else rangecoder.finish(enc)
+
+    @staticmethod
+    def decompress(source: bytes | rangecoder.Decoder, indexes: np.ndarray) -> np.ndarray:
+        """Inverse of :meth:`compress`: the residuals (int64, the shape of ``indexes``)."""
+        decoder = rangecoder.open_stream(source) if isinstance(source, (bytes, bytearray, memoryview)) else source
+        flat_index = np.asarray(indexes).ravel()
+        out = np.zeros(flat_index.size, dtype=np.int64)
+        for k, group in scale_groups(flat_index):
+            out[group] = decoder.decode(scale_model(k), group.size).astype(np.int64) - TAILS[k]
+        return out.reshape(np.shape(indexes))
+
+
+#: Half-range of the coded symbols of each table of SCALE_TABLE.
+TAILS = np.array([tail_for_scale(float(s)) for s in SCALE_TABLE], dtype=np.int64)
+
+
+@lru_cache(maxsize=None)
+def scale_model(index: int):
+    """The coder's model for table ``index`` of SCALE_TABLE (built once)."""
+    return rangecoder.categorical(scale_freqs(index))
+
+
+def scale_groups(indexes: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """(table index, positions into the flat ``indexes``) in ascending index order, positions
+    ascending: the symbol order of a coding pass, for the encoder and the decoder alike."""
+    flat = np.asarray(indexes).ravel()
+    order = np.argsort(flat, kind="stable")
+    bounds = np.flatnonzero(np.diff(flat[order])) + 1
+    return [(int(flat[g[0]]), g) for g in np.split(order, bounds) if g.size]

@@ -1,45 +1,31 @@
-"""Entropy coding of one tile's latent with constriction's range coder.
+"""Glue between a model and its entropy models: one tile's latent ``y`` to bytes and back.
 
-A tile's sub-stream is: the hyper-latent ``z_hat`` (one integer table per channel), then the
-residuals ``round(y - mean)`` grouped by scale-table index; for a model with a checkerboard
-context, in two passes (anchors, then the rest with parameters refined from the anchors).
-Everything the decoder needs to rebuild the coding models comes from ``z_hat`` (and the decoded
-anchors) through float64 copies of ``h_s`` and the context network on the CPU and two snapping
-steps (scale -> table index, mean -> 1/64 grid), so a stream encoded on a GPU decodes
-bit-exactly on any CPU.
-
-constriction is used instead of a hand-written coder: it is maintained, fast, and exact.
+A tile's sub-stream is: the hyper-latent ``z_hat`` (:meth:`FactorizedPrior.compress
+<gancodec.entropy.FactorizedPrior.compress>`), then the residuals ``round(y - mean)``
+(:meth:`GaussianConditional.compress <gancodec.entropy.GaussianConditional.compress>`); for a
+model with a checkerboard context, in two passes (anchors, then the rest with parameters refined
+from the anchors), all in one range-coder stream. What is left here is deriving the coding
+parameters: everything the decoder needs comes from ``z_hat`` (and the decoded anchors) through
+float64 copies of ``h_s`` and the context network on the CPU and two snapping steps (scale ->
+table index, mean -> 1/64 grid), so a stream encoded on a GPU decodes bit-exactly on any CPU.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import TYPE_CHECKING
 
-import constriction
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..entropy.factorized import TAIL as Z_TAIL
-from ..entropy.gaussian import SCALE_TABLE, GaussianConditional, scale_freqs, tail_for_scale
-from ..entropy.tables import probabilities
+from ..entropy import rangecoder
+from ..entropy.gaussian import GaussianConditional
 from ..errors import BitstreamError
 from .checkerboard import anchor_mask
 
-_Categorical = constriction.stream.model.Categorical
-_Y_TAILS = np.array([tail_for_scale(float(s)) for s in SCALE_TABLE], dtype=np.int64)
-
-
-def _scale_groups(indexes: np.ndarray) -> list[tuple[int, np.ndarray]]:
-    """(scale index, positions into ``indexes``) in ascending index order, positions ascending.
-
-    This is the symbol order of one coding pass of a tile's y sub-stream; the encoder and the
-    decoder both use it.
-    """
-    flat = indexes.ravel()
-    order = np.argsort(flat, kind="stable")
-    bounds = np.flatnonzero(np.diff(flat[order])) + 1
-    return [(int(flat[g[0]]), g) for g in np.split(order, bounds) if g.size]
+if TYPE_CHECKING:
+    from .hyperprior import HyperpriorCodec
 
 
 class LatentCoder:
@@ -50,21 +36,16 @@ class LatentCoder:
     always runs in float64 on the CPU.
     """
 
-    def __init__(self, model) -> None:
+    def __init__(self, model: HyperpriorCodec) -> None:
         if not model.z_prior.tables_ready():
             raise RuntimeError("entropy tables are empty: call model.update() before coding")
         self.model = model
+        self.M = model.config.M
+        self.z_prior = model.z_prior
         self.h_s64 = copy.deepcopy(model.h_s).to(device="cpu", dtype=torch.float64).eval()
         context = getattr(model, "context", None)
         self.context64 = None if context is None else copy.deepcopy(context).to(device="cpu", dtype=torch.float64).eval()
-        freqs = model.z_prior.freqs.cpu().numpy()
-        self._z_models = [_Categorical(probabilities(f), perfect=False) for f in freqs]
-        self._y_models: dict[int, object] = {}
-
-    def _y_model(self, index: int):
-        if index not in self._y_models:
-            self._y_models[index] = _Categorical(probabilities(scale_freqs(index)), perfect=False)
-        return self._y_models[index]
+        self.z_prior._coding_models()  # build the z tables' coder models once, now
 
     @torch.no_grad()
     def _hyper_params(self, z_hat: torch.Tensor, h: int, w: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -96,26 +77,20 @@ class LatentCoder:
         """
         _, _, h, w = y.shape
         h_a = hyper_analysis or self.model.h_a
-        z = h_a(F.pad(y, (0, (-w) % 4, 0, (-h) % 4)))
-        z_hat = torch.round(z).clamp_(-Z_TAIL, Z_TAIL).to("cpu", torch.float64)
+        z_hat = self.z_prior.quantize(h_a(F.pad(y, (0, (-w) % 4, 0, (-h) % 4))))
         raw_means, raw_scales = self._hyper_params(z_hat, h, w)
         indexes, means = self._tables(raw_means, raw_scales)
         if self.context64 is not None:  # the anchors as coded, then every position's tables from them
-            anchor_q = self._residuals(y, means, _Y_TAILS[indexes])
+            anchor_q = GaussianConditional.quantize(y, means, indexes)
             indexes, means = self._context_tables(anchor_q, means, raw_means, raw_scales)
-        return z_hat, indexes, means, _Y_TAILS[indexes]
-
-    @staticmethod
-    def _residuals(y: torch.Tensor, means: torch.Tensor, tails: np.ndarray) -> np.ndarray:
-        q = torch.round(y.to("cpu", torch.float64) - means)[0].numpy().astype(np.int64)
-        return np.clip(q, -tails, tails)
+        return z_hat, indexes, means, GaussianConditional.tails(indexes)
 
     def _passes(self, h: int, w: int) -> list[np.ndarray]:
         """Flat positions (channel, row, column raster) of each coding pass: all of them, or the
         checkerboard's anchors then the rest."""
         if self.context64 is None:
-            return [np.arange(self.model.config.M * h * w)]
-        anchors = np.broadcast_to(anchor_mask(h, w, dtype=torch.bool)[0].numpy(), (self.model.config.M, h, w)).ravel()
+            return [np.arange(self.M * h * w)]
+        anchors = np.broadcast_to(anchor_mask(h, w, dtype=torch.bool)[0].numpy(), (self.M, h, w)).ravel()
         return [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
 
     @torch.no_grad()
@@ -124,44 +99,31 @@ class LatentCoder:
 
         ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
         """
-        z_hat, indexes, means, tails = self.quantisation(y, hyper_analysis)
-        flat_q = (self._residuals(y, means, tails) + tails).ravel()
+        z_hat, indexes, means, _ = self.quantisation(y, hyper_analysis)
+        flat_q = GaussianConditional.quantize(y, means, indexes).ravel()
         flat_index = indexes.ravel()
-
-        encoder = constriction.stream.queue.RangeEncoder()
-        z_sym = z_hat[0].numpy().astype(np.int32) + Z_TAIL
-        for c, model in enumerate(self._z_models):
-            encoder.encode(np.ascontiguousarray(z_sym[c].ravel()), model)
+        encoder = rangecoder.new_encoder()
+        self.z_prior.compress(z_hat, encoder)
         for positions in self._passes(*y.shape[-2:]):
-            for k, group in _scale_groups(flat_index[positions]):
-                encoder.encode(flat_q[positions[group]].astype(np.int32), self._y_model(k))
-        return encoder.get_compressed().astype("<u4").tobytes()
-
-    def _decode_pass(self, decoder, flat_q: np.ndarray, indexes: np.ndarray, positions: np.ndarray) -> None:
-        flat_index = indexes.ravel()[positions]
-        for k, group in _scale_groups(flat_index):
-            flat_q[positions[group]] = decoder.decode(self._y_model(k), group.size).astype(np.int64) - _Y_TAILS[k]
+            GaussianConditional.compress(flat_q[positions], flat_index[positions], encoder)
+        return rangecoder.finish(encoder)
 
     @torch.no_grad()
     def decode(self, data: bytes, h: int, w: int, channels_z: int) -> torch.Tensor:
         """Inverse of :meth:`encode` for a tile whose latent is h x w; returns y_hat (1, M, h, w)."""
-        if len(data) % 4:
-            raise BitstreamError(f"tile sub-stream length {len(data)} is not a multiple of 4 bytes")
-        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
-        decoder = constriction.stream.queue.RangeDecoder(words)
-        hz, wz = (h + 3) // 4, (w + 3) // 4
+        decoder = rangecoder.open_stream(data)
+        if channels_z != self.z_prior.channels:
+            raise BitstreamError(f"tile payload: {channels_z} hyper-latent channels, the model has {self.z_prior.channels}")
         try:
-            z = np.stack([decoder.decode(model, hz * wz) for model in self._z_models]).reshape(1, channels_z, hz, wz)
-            z_hat = torch.from_numpy(z.astype(np.int64) - Z_TAIL).to(torch.float64)
+            z_hat = self.z_prior.decompress(decoder, (h + 3) // 4, (w + 3) // 4)
             raw_means, raw_scales = self._hyper_params(z_hat, h, w)
             indexes, means = self._tables(raw_means, raw_scales)
             passes = self._passes(h, w)
             flat_q = np.zeros(indexes.size, dtype=np.int64)
-            self._decode_pass(decoder, flat_q, indexes, passes[0])
+            flat_q[passes[0]] = GaussianConditional.decompress(decoder, indexes.ravel()[passes[0]])
             if len(passes) == 2:
                 indexes, means = self._context_tables(flat_q.reshape(indexes.shape), means, raw_means, raw_scales)
-                self._decode_pass(decoder, flat_q, indexes, passes[1])
-        except (ValueError, RuntimeError, OverflowError, AssertionError) as exc:  # constriction asserts on invalid data
+                flat_q[passes[1]] = GaussianConditional.decompress(decoder, indexes.ravel()[passes[1]])
+        except rangecoder.DECODE_ERRORS as exc:
             raise BitstreamError(f"tile payload cannot be entropy-decoded ({exc})") from None
-        q = torch.from_numpy(flat_q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0)
-        return (q + means).float()
+        return GaussianConditional.dequantize(flat_q.reshape(indexes.shape), means)

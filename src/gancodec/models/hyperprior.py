@@ -10,9 +10,11 @@
                                y_hat ·inv_gain ──g_s──► x_hat
 
 ``forward`` is the training path (noise for rates, straight-through rounding for the decoder,
-as Minnen & Singh 2020) and returns :class:`RDOutput`. Entropy coding of real bitstreams lives in
-``gancodec.tiling`` / ``gancodec.codec``, which use the parts below: ``analysis``, ``hyper_params``,
-``synthesis``.
+as Minnen & Singh 2020) and returns :class:`RDOutput`. ``compress`` / ``decompress`` code one
+image window into strings and back, as CompressAI's models do (the entropy models' own
+``compress``/``decompress`` through :class:`~gancodec.models.coder.LatentCoder`); a ``.gcx``
+file is that per tile, with halos (``gancodec.tiling``, ``gancodec.codec``), from the parts below:
+``analysis``, ``hyper_analysis``, ``synthesis``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ from ..entropy import FactorizedPrior, GaussianConditional
 from .checkerboard import CheckerboardContext
 from .gain import GainUnits
 from .transforms import HYPER_STRIDE, AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
+
+__all__ = ["CONTEXTS", "Compressed", "DEFAULT_LAMBDAS", "HyperpriorCodec", "ModelConfig", "RDOutput"]
 
 #: Rate points of the gain units, low to high (lambda for 255^2 * MSE + bpp).
 DEFAULT_LAMBDAS = [0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932]
@@ -67,6 +71,13 @@ class RDOutput(NamedTuple):
     x_hat: torch.Tensor | None  # None when forward(..., synthesize=False)
     y_likelihoods: torch.Tensor
     z_likelihoods: torch.Tensor
+
+
+class Compressed(NamedTuple):
+    """What :meth:`HyperpriorCodec.compress` returns: the coded strings and the latent's size."""
+
+    strings: list[bytes]  # one range-coder stream: z_hat, then y's residuals
+    shape: tuple[int, int]  # (h, w) of the latent y: the image window is 16h x 16w pixels
 
 
 def _round_ste(x: torch.Tensor) -> torch.Tensor:
@@ -143,6 +154,26 @@ class HyperpriorCodec(nn.Module):
     def update(self) -> None:
         """Fill the integer coding tables; call after training, before compressing."""
         self.z_prior.update_tables()
+
+    @torch.no_grad()
+    def compress(self, x: torch.Tensor, rate: float) -> Compressed:
+        """Code an image window x (1, 3, H, W) in [0, 1], H and W multiples of 16, at ``rate``
+        (0..num_rates-1). The bytes are those a one-tile ``.gcx`` of the same pixels holds.
+        RuntimeError when :meth:`update` has not filled the tables."""
+        from .coder import LatentCoder
+
+        y = self.analysis(x, rate)
+        return Compressed([LatentCoder(self).encode(y)], tuple(y.shape[-2:]))
+
+    @torch.no_grad()
+    def decompress(self, strings: list[bytes], shape: tuple[int, int], rate: float) -> torch.Tensor:
+        """Inverse of :meth:`compress`: x_hat (1, 3, 16h, 16w) clamped to [0, 1], on the CPU."""
+        from .coder import LatentCoder
+
+        y_hat = LatentCoder(self).decode(strings[0], shape[0], shape[1], self.config.N)
+        device = next(self.parameters()).device
+        return self.synthesis(y_hat.to(device), rate).clamp_(0, 1).cpu()
+
 
 
 HYPER_MULTIPLE = HYPER_STRIDE
