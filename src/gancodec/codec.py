@@ -22,6 +22,7 @@ from PIL import Image
 from . import bitstream
 from .bitstream import Header
 from .data.imageio import ImageInput, load_image
+from .device import resolve_device
 from .errors import BitstreamError
 from .weights.realism import realism_model
 from .tiling import DEFAULT_TILE, ENCODE_HALO, TileGrid, decode_latents, encode_tiles, synthesize, with_backoff
@@ -34,12 +35,6 @@ MAX_REFINE_STEPS = 10_000
 BPP_REFINED_ENCODES = 3  # with bpp and a latent search: searched encodes after the plain bisection
 BPP_TOLERANCE = 0.01  # ... which stop early within 1 % of the target
 DEFAULT_LOG_RATE_SLOPE = 0.32  # d log(bpp) / d quality of the shipped model (0.14 -> 1.34 bpp over 1..8)
-
-
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is None or device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
 
 
 def check_refine_steps(steps: object, name: str = "refine_steps") -> int:
@@ -91,7 +86,7 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
         raise ValueError(f"tile_size must be a multiple of 64 from {bitstream.MIN_TILE} to {bitstream.MAX_TILE}, got {tile_size}")
     pixels = load_image(image, max_pixels=max_pixels)
     lm = load_model(weights)
-    dev = _device(device)
+    dev = resolve_device(device)
     if bpp is None:
         return _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile, dev,
                        refine_steps, progress)
@@ -236,5 +231,5 @@ def decompress(data: bytes, *, realism: bool | float = False, device: str | torc
         net = realism_model(lm, strength, realism_weights, dev) if strength else lm.on(dev)
         return synthesize(net, y_hat, rate, grid, header.channels, window, dev)
 
-    pixels = with_backoff(attempt, DEFAULT_TILE, _device(device))
+    pixels = with_backoff(attempt, DEFAULT_TILE, resolve_device(device))
     return Image.fromarray(pixels[:, :, 0] if header.channels == 1 else pixels)

@@ -10,31 +10,27 @@ then synthesises the image window by window with ``DECODE_HALO`` = 4 latents of 
 looks +-2 latents), so the stitched image equals an untiled decode. The synthesis window size is
 the decoder's own choice, independent of the encoder's tile size.
 
-Out-of-memory: :func:`with_backoff` retries with half the tile size, then on the CPU, and logs it.
+Out-of-memory: :func:`gancodec.device.with_backoff` retries with half the tile size, then on the
+CPU, and logs it (re-exported here).
 """
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
-from typing import Callable, Iterator, TypeVar
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
 
 from . import latent_refine
-from .models.coder import LatentCoder
+from .device import MIN_TILE, with_backoff  # noqa: F401 - the one OOM policy, re-exported
 from .faults import maybe_inject_oom
 from .models import HyperpriorCodec
-
-log = logging.getLogger("gancodec")
+from .models.coder import LatentCoder
 
 ENCODE_HALO = 32  # pixels, >= g_a's receptive-field radius, multiple of 16
 DECODE_HALO = 4  # latents, >= g_s's reach
 DEFAULT_TILE = 1024
-MIN_TILE = 128
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -67,34 +63,6 @@ def _pixels(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> torch.Tens
     if win.shape[2] == 1:
         win = np.repeat(win, 3, axis=2)
     return torch.from_numpy(np.ascontiguousarray(win)).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, (torch.OutOfMemoryError, MemoryError)):
-        return True
-    return isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower()
-
-
-def with_backoff(step: Callable[[int, torch.device], T], tile_size: int, device: torch.device) -> T:
-    """Run ``step(tile_size, device)``; on OOM halve the tile (down to 128), then move to CPU."""
-    plan = [(tile_size, device)]
-    t = tile_size // 2
-    while t >= MIN_TILE:
-        plan.append((t, device))
-        t //= 2
-    if device.type != "cpu":
-        plan.append((tile_size, torch.device("cpu")))
-    for i, (t, dev) in enumerate(plan):
-        try:
-            return step(t, dev)
-        except BaseException as exc:  # noqa: BLE001 - only OOM is handled, the rest re-raised
-            if not _is_oom(exc) or i == len(plan) - 1:
-                raise
-            if dev.type == "cuda":
-                torch.cuda.empty_cache()
-            nxt = plan[i + 1]
-            log.warning("out of memory with tile %d on %s; retrying with tile %d on %s", t, dev, nxt[0], nxt[1])
-    raise AssertionError("unreachable")
 
 
 @torch.no_grad()
