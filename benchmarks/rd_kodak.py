@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", type=Path, default=REPO.parent / "shared/datasets/kodak")
     p.add_argument("--anchors", type=Path, default=REPO.parent / "shared/anchors/compressai_kodak")
     p.add_argument("--limit", type=int, default=None, help="first N images (sorted by name)")
-    p.add_argument("--codecs", nargs="+", default=list(baselines.CODECS), choices=list(baselines.CODECS))
+    p.add_argument("--codecs", nargs="+", default=list(baselines.CLASSICAL), choices=list(baselines.CODECS))
     p.add_argument("--perceptual", action="store_true", help="also SSIMULACRA2 (~0.5 s per decode)")
     p.add_argument("--csv", type=Path, default=None, help="write the per-image rows here")
     args = p.parse_args(argv)

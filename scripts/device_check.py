@@ -28,7 +28,6 @@ import torch
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_FOLDER = REPO.parent / "shared" / "datasets" / "kodak"
-SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm"}
 
 
 class LatentRecorder:
@@ -77,15 +76,11 @@ def decoded_latents(lm, data: bytes) -> torch.Tensor:
     return decode_latents(lm.coder, payloads, grid, lm.model.config.M, lm.model.config.N)
 
 
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
-
-
 def check_image(path: Path, lm, *, quality: float, encode: str, decode: list[str], tile: int) -> dict:
     """One row of the table for ``path``; ``row["ok"]`` is False on any mismatch."""
     import gancodec
     from gancodec.data.imageio import load_image
+    from gancodec.eval.metrics import psnr
 
     pixels = load_image(path)
     data, enc_latents = encode_recording(lm, pixels, quality, encode, tile)
@@ -132,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     a = parse_args(argv)
     decode = [d.strip() for d in a.decode.split(",") if d.strip()]
     folder = Path(a.folder)
-    files = sorted(p for p in folder.glob("*") if p.suffix.lower() in SUFFIXES) if folder.is_dir() else []
+    from gancodec.data import is_image_name
+
+    files = sorted(p for p in folder.glob("*") if is_image_name(p)) if folder.is_dir() else []
     files = files[: a.limit] if a.limit else files
     wanted = {a.encode, *decode}
     if not files or not decode or (any(d.startswith("cuda") for d in wanted) and not torch.cuda.is_available()):

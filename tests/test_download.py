@@ -286,3 +286,18 @@ def test_s3_mirror_through_a_local_moto_server(tmp_path, monkeypatch):
         assert (tmp_path / "raw" / "set" / "a.png").read_bytes() == files["a.png"]
     finally:
         server.stop()
+
+
+def test_s3_downloads_use_the_storage_client_policy_and_ride_out_transient_faults(tmp_path, monkeypatch, s3_client, s3_bucket):
+    """The data stage's S3 client is gancodec.storage's: standard retries (8 attempts), the same
+    timeouts and fault drills as bulk, so a flaky mirror does not fail a pipeline run."""
+    from gancodec.data import download
+
+    body = os.urandom(5000)
+    s3_client.put_object(Bucket=s3_bucket, Key="datasets/a.png", Body=body)
+    client = download._s3_client()
+    assert client.meta.config.retries == {"mode": "standard", "total_max_attempts": 9}  # storage.DEFAULT_MAX_ATTEMPTS, as botocore records it
+    monkeypatch.setenv("GANCODEC_FAULT_S3", "0.4")  # 40 % of requests fail transiently
+    monkeypatch.setenv("GANCODEC_FAULT_SEED", "download-drill")
+    digest = download.fetch_s3(f"s3://{s3_bucket}/datasets/a.png", tmp_path / "a.png", sha(body))
+    assert digest == sha(body) and (tmp_path / "a.png").read_bytes() == body

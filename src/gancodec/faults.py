@@ -28,6 +28,8 @@ import signal
 import threading
 from typing import Any
 
+from . import settings
+
 __all__ = ["fault_rate", "maybe_inject_oom", "install_s3_faults", "InjectedFault"]
 
 _lock = threading.Lock()
@@ -42,7 +44,7 @@ class InjectedFault(Exception):
 def fault_rate(name: str) -> float:
     """The fault rate in ``GANCODEC_FAULT_<NAME>`` (0.0 when unset or empty)."""
     var = f"GANCODEC_FAULT_{name.upper()}"
-    raw = os.environ.get(var, "").strip()
+    raw = settings.raw(var)
     if not raw:
         return 0.0
     try:
@@ -58,7 +60,7 @@ def _draw(kind: str, rate: float) -> bool:
     """True with probability ``rate``, from the stream of ``kind`` (seeded by GANCODEC_FAULT_SEED)."""
     if rate <= 0.0:
         return False
-    seed = os.environ.get("GANCODEC_FAULT_SEED") or None
+    seed = settings.raw("GANCODEC_FAULT_SEED") or None
     with _lock:
         rng = _rngs.get((kind, seed))
         if rng is None:
@@ -127,7 +129,7 @@ def _before_send(request: Any, **_: Any) -> Any:
 
 def _after_put(http_response: Any = None, **_: Any) -> None:
     global _put_count
-    raw = os.environ.get("GANCODEC_FAULT_KILL_AFTER_PUTS", "").strip()
+    raw = settings.raw("GANCODEC_FAULT_KILL_AFTER_PUTS")
     if not raw or http_response is None or getattr(http_response, "status_code", 500) >= 300:
         return
     url = str(getattr(http_response, "url", "") or "")

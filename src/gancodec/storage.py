@@ -394,6 +394,7 @@ def make_s3_client(*, max_attempts: int | None = None, connect_timeout: float | 
     import boto3
     from botocore.config import Config
 
+    from . import settings
     from .faults import install_s3_faults
 
     with _client_lock:  # boto3 session creation is not thread-safe
@@ -401,11 +402,11 @@ def make_s3_client(*, max_attempts: int | None = None, connect_timeout: float | 
         retries = _retry_settings(session)
         if max_attempts is not None:
             retries["max_attempts"] = min(retries["max_attempts"], max_attempts)
-        timeout = float(os.environ.get("GANCODEC_S3_CONNECT_TIMEOUT", 10))
+        timeout = settings.number("GANCODEC_S3_CONNECT_TIMEOUT", 10.0, "give seconds")
         config = Config(
             retries=retries,
             connect_timeout=min(timeout, connect_timeout) if connect_timeout is not None else timeout,
-            read_timeout=float(os.environ.get("GANCODEC_S3_READ_TIMEOUT", 60)),
+            read_timeout=settings.number("GANCODEC_S3_READ_TIMEOUT", 60.0, "give seconds"),
             max_pool_connections=32,
         )
         region = session.region_name or "us-east-1"

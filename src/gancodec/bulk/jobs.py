@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import math
 import time
 import warnings
 from typing import Any, Mapping, Sequence
@@ -43,9 +42,10 @@ def decode_source(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays (capped at 100 for identical ones)."""
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 100.0 if mse == 0 else min(100.0, 10.0 * math.log10(255.0**2 / mse))
+    """PSNR in dB of two uint8 arrays (gancodec.eval.metrics.psnr), capped at 100 for identical ones."""
+    from ..eval.metrics import psnr as _psnr
+
+    return min(100.0, _psnr(a, b))
 
 
 def _tile_plan(settings: Settings) -> list[tuple[int | None, str | None]]:

@@ -17,9 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
-IMAGE_EXTENSIONS = frozenset(
-    {".png", ".jpg", ".jpeg", ".jpe", ".jfif", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".ppm", ".pgm", ".pbm", ".pnm", ".avif"}
-)
+from ..data import IMAGE_SUFFIXES as IMAGE_EXTENSIONS  # the one set compress and training use too
 OUTPUT_SUFFIX = ".gcx"
 CONTROL_PREFIX = "_gancodec/"
 PARTS_PREFIX = CONTROL_PREFIX + "parts/"

@@ -257,12 +257,11 @@ def _content_range_start(value: str | None) -> int:
 
 
 def _s3_client():
-    try:
-        import boto3
-    except ImportError:  # pragma: no cover - boto3 is a dependency
-        raise StorageError("s3:// sources need boto3; pip install boto3") from None
-    # boto3 reads AWS_ENDPOINT_URL itself (>= 1.28); passed explicitly for older clients.
-    return boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL") or None)
+    """The S3 client of :mod:`gancodec.storage` (one policy: retries, timeouts, AWS_* settings,
+    AWS_ENDPOINT_URL, the fault drills), so a dataset download survives what a bulk job does."""
+    from ..storage import make_s3_client
+
+    return make_s3_client()
 
 
 def _split_s3(uri: str) -> tuple[str, str]:
@@ -384,7 +383,9 @@ def download_sources(
     if unknown:
         raise DataError(f"params: download.take names unknown source(s) {unknown}; sources: {sorted(sources)}")
     out = Path(out_dir)
-    cache = Path(cache_dir or os.environ.get("GANCODEC_CACHE") or "~/.cache/gancodec/downloads").expanduser()
+    from .. import settings
+
+    cache = Path(cache_dir or settings.path("GANCODEC_CACHE") or "~/.cache/gancodec/downloads").expanduser()
     http_options = dict(http_options or {}, progress=progress)
     rows: list[dict[str, Any]] = []
     for name in take:

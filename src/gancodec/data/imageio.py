@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..errors import DataError
+from . import IMAGE_SUFFIXES, is_image_name  # noqa: F401 - re-exported
 
 ImageInput = Union[str, os.PathLike, Image.Image, np.ndarray]
 
@@ -39,13 +40,12 @@ class ConversionWarning(UserWarning):
 
 
 def max_pixels_default() -> int:
-    value = os.environ.get("GANCODEC_MAX_PIXELS")
-    if value is None:
-        return DEFAULT_MAX_PIXELS
+    from .. import settings
+
     try:
-        return int(value)
-    except ValueError:
-        raise DataError(f"GANCODEC_MAX_PIXELS={value!r} is not an integer; unset it or give a pixel count") from None
+        return settings.integer("GANCODEC_MAX_PIXELS", DEFAULT_MAX_PIXELS, "give a pixel count")
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
 
 
 def _warn(name: str, what: str) -> None:
@@ -203,12 +203,13 @@ def _decode_file(source: Path | io.BytesIO, name: str, max_pixels: int) -> np.nd
         raise DataError(f"{name}: cannot decode image ({exc}); the file is probably truncated or corrupt") from None
 
 
-def save_image(array: np.ndarray, path: str | os.PathLike) -> None:
-    """Write a uint8 HxWxC array (C in {1, 3}) with Pillow, atomically (temp file + rename)."""
+def save_image(array: np.ndarray, path: str | os.PathLike, *, overwrite: bool = True) -> None:
+    """Write a uint8 HxWxC array (C in {1, 3}) with Pillow, atomically (temp file + rename);
+    ``overwrite=False`` refuses (StorageError) when ``path`` exists."""
     from ..fsutil import atomic_write_path
 
     arr = array[:, :, 0] if array.ndim == 3 and array.shape[2] == 1 else array
     img = Image.fromarray(arr)
     suffix = Path(path).suffix or ".png"
-    with atomic_write_path(path) as tmp:
+    with atomic_write_path(path, overwrite=overwrite) as tmp:
         img.save(tmp, format=Image.registered_extensions().get(suffix.lower(), "PNG"))

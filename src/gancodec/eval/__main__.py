@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from ..errors import GancodecError
-from .baselines import CODECS
+from .baselines import CLASSICAL
 from .evaluate import evaluate
 from .report import write_report
 
@@ -27,8 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", required=True, help="folder for rd.csv, curves.csv, metrics.json and report/")
     p.add_argument("--weights", help="gancodec weights (default: the shipped ones)")
     p.add_argument("--qualities", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
-    p.add_argument("--codecs", nargs="+", default=DEFAULT_CODECS, choices=sorted(CODECS), metavar="CODEC",
-                   help=f"classical codecs (default: {' '.join(DEFAULT_CODECS)}; any of {', '.join(sorted(CODECS))})")
+    p.add_argument("--codecs", nargs="+", default=DEFAULT_CODECS, choices=sorted(CLASSICAL), metavar="CODEC",
+                   help=f"classical codecs (default: {' '.join(DEFAULT_CODECS)}; any of {', '.join(sorted(CLASSICAL))})")
     p.add_argument("--anchor", default="hevc444", help="BD-rate anchor among the codecs (default: hevc444)")
     p.add_argument("--limit", type=int, help="use only the first N images")
     p.add_argument("--no-perceptual", action="store_true", help="skip SSIMULACRA2 (~1 s per image and point)")

@@ -1,4 +1,4 @@
-"""Classical codecs measured here: JPEG, WebP, AVIF, JPEG XL and HEVC intra 4:4:4 (BPG's engine).
+"""The codecs measured here: gancodec itself, JPEG, WebP, AVIF, JPEG XL and HEVC intra 4:4:4 (BPG's engine).
 
 Each :class:`Codec` has ``encode(img, setting) -> bytes`` and ``decode(bytes) -> uint8 HxWx3``;
 the file size counted is exactly the bytes returned (container included, as a user would store
@@ -7,6 +7,8 @@ it). ``setting`` is the codec's own quality knob (see :data:`CODECS` for each ra
 =========  ====================================  ============================================
 name       implementation                        knob
 =========  ====================================  ============================================
+gancodec   :func:`gancodec.compress` (shipped    quality 1..8 (:func:`gancodec_codec` for other
+           weights, device auto)                 weights, a device or a latent search)
 jpeg420    Pillow (libjpeg), 4:2:0               quality 1..95 (higher = more bits)
 jpeg444    Pillow (libjpeg), 4:4:4               quality 1..95
 webp       Pillow (libwebp), method 4            quality 0..100
@@ -282,6 +284,40 @@ def hevc444(preset: str = "medium") -> Codec:
     )  # fmt: skip
 
 
+# --------------------------------------------------------------------------- gancodec
+QUALITY_SWEEP_GANCODEC = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
+
+
+def gancodec_codec(*, weights: Optional[str] = None, device: Optional[str] = None, refine_steps: int = 0) -> Codec:
+    """gancodec as a :class:`Codec` (knob: quality 1..8): measured by the same sweep, metrics
+    and RD curves as every other codec. ``weights``, ``device`` and ``refine_steps`` go to
+    :func:`gancodec.compress` / :func:`gancodec.decompress`; the codec loads on first use."""
+
+    def encode(img: np.ndarray, quality: Setting) -> bytes:
+        from .. import compress
+
+        return compress(img, quality=float(quality), device=device, weights=weights, refine_steps=refine_steps)
+
+    def decode(data: bytes) -> np.ndarray:
+        from .. import decompress
+
+        return np.asarray(decompress(data, device=device, weights=weights))
+
+    def missing() -> Optional[str]:
+        from ..errors import GancodecError
+        from ..weights import load_model
+
+        try:
+            load_model(weights)
+        except GancodecError as exc:
+            return str(exc)
+        return None
+
+    what = f"weights {weights}" if weights else "shipped weights"
+    return Codec("gancodec", f"gancodec ({what}{', latent search ' + str(refine_steps) if refine_steps else ''})",
+                 1.0, 8.0, QUALITY_SWEEP_GANCODEC, False, encode, decode, missing)
+
+
 # --------------------------------------------------------------------------- the registry
 _QUALITY_SWEEP = (5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 95)
 
@@ -304,8 +340,11 @@ CODECS: dict[str, Codec] = {
         Codec("cjxl", "JPEG XL (cjxl -e 7)", 25.0, 0.05, (12.0, 8.0, 6.0, 4.0, 3.0, 2.0, 1.5, 1.0, 0.5), False,
               _cjxl, _jxl_decode, _cjxl_missing),
         hevc444(),
+        gancodec_codec(),
     )
 }  # fmt: skip
+#: The codecs compared against gancodec (every registered one but gancodec itself).
+CLASSICAL = tuple(name for name in CODECS if name != "gancodec")
 
 
 def get_codec(codec: Union[str, Codec]) -> Codec:
@@ -364,11 +403,13 @@ def sweep(
     *,
     perceptual: bool = False,
     perceptual_max_bpp: float = float("inf"),
+    progress: Optional[Callable[[], None]] = None,
 ) -> pd.DataFrame:
     """Per image and setting: bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2).
 
     ``images``: a mapping name -> uint8 array, or a sequence (named by index). ``settings``
     default to the codec's sweep. Raises :class:`CodecUnavailable` when the codec cannot run.
+    ``progress`` is called once per (image, setting) measured.
     """
     codec = get_codec(codec)
     codec._require()
@@ -377,6 +418,7 @@ def sweep(
         for setting in settings if settings is not None else codec.sweep_settings:
             rows.append({"image": name, **measure(codec, img, setting, perceptual=perceptual,
                                                   perceptual_max_bpp=perceptual_max_bpp)})
+            progress and progress()
     return pd.DataFrame(rows)
 
 

@@ -66,7 +66,8 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
     with _progress(quiet) as bar:
         task = bar.add_task("gancodec", total=len(images) * len(qualities))
         rows = ours.rd_sweep(images, qualities, weights=weights, perceptual=perceptual,
-                             progress=lambda: bar.advance(task))
+                             progress=lambda: bar.advance(task))  # the same sweep as the classical codecs'
+        codecs = [c for c in codecs if c != "gancodec"]  # measured just above, with these weights
         task = bar.add_task("classical codecs", total=len(images))
         classical, skipped = baselines.sweep_many(list(codecs), images, perceptual=perceptual,
                                                   perceptual_max_bpp=perceptual_max_bpp, workers=workers,

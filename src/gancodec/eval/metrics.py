@@ -97,11 +97,19 @@ def mse(x: np.ndarray, x_hat: np.ndarray) -> float:
 
 
 def psnr(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """PSNR in dB over all channels with a 255 peak; ``inf`` when the images are identical."""
-    err = mse(x, x_hat)
-    if err == 0.0:
-        return math.inf
-    return 10.0 * math.log10(255.0**2 / err)
+    """PSNR in dB over all channels with a 255 peak; ``inf`` when the images are identical.
+
+    The one PSNR of gancodec: evaluation, bulk verification, training logs and the scripts
+    use this (or :func:`psnr_from_mse` for an error they already have)."""
+    return psnr_from_mse(mse(x, x_hat))
+
+
+def psnr_from_mse(err: float, peak: float = 255.0) -> float:
+    """PSNR in dB of a mean squared error at ``peak`` (255 for 8-bit units, 1.0 for [0, 1]
+    tensors); ``inf`` for a zero error."""
+    if err < 0 or math.isnan(err):
+        raise ValueError(f"mean squared error must be >= 0, got {err}")
+    return math.inf if err == 0.0 else 10.0 * math.log10(peak**2 / err)
 
 
 def ms_ssim(x: np.ndarray, x_hat: np.ndarray) -> float:
@@ -164,8 +172,10 @@ def _lpips_linear_file(lpips_dir: Optional[os.PathLike]) -> Optional[Path]:
     candidates = []
     if lpips_dir is not None:
         candidates.append(Path(lpips_dir) / "alex.pth")
-    if os.environ.get(LPIPS_DIR_ENV):
-        candidates.append(Path(os.environ[LPIPS_DIR_ENV]) / "alex.pth")
+    from .. import settings
+
+    if settings.path(LPIPS_DIR_ENV):
+        candidates.append(settings.path(LPIPS_DIR_ENV) / "alex.pth")
     try:  # the `lpips` pip package ships its linear layers
         import lpips as _lpips_pkg  # type: ignore[import-not-found]
 

@@ -1,46 +1,36 @@
-"""gancodec's own rate-distortion sweep, and curve-vs-curve comparisons at equal bpp.
+"""gancodec's rate-distortion sweep, and curve-vs-curve comparisons at equal bpp.
 
-Rates come from real ``.gcx`` bytes; each quality setting is averaged over the images (bpp and
-PSNR separately), as CompressAI's published curves are.
+gancodec is a :class:`~gancodec.eval.baselines.Codec` like the others
+(:func:`~gancodec.eval.baselines.gancodec_codec`), so its sweep is the same path as theirs:
+rates from real ``.gcx`` bytes, metrics from :func:`~gancodec.eval.metrics.compute_metrics`,
+each quality averaged over the images (bpp and PSNR separately), as CompressAI's published
+curves are. :func:`rd_sweep` is that sweep with gancodec's column names.
 """
 
 from __future__ import annotations
 
-import time
 from typing import Mapping
 
 import numpy as np
 import pandas as pd
 
-from . import metrics
+from . import baselines
 
 
 def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weights=None,
              with_ms_ssim: bool = True, perceptual: bool = False, progress=None, refine_steps: int = 0) -> pd.DataFrame:
-    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2).
+    """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2),
+    and ``quality`` (= ``setting``). ``progress`` is called per (image, quality).
 
     ``refine_steps``: encoder-side latent search per tile (``compress(..., refine_steps=)``)."""
-    from .. import compress, decompress
-
-    rows = []
-    for name, img in images.items():
-        h, w = img.shape[:2]
-        for q in qualities:
-            t0 = time.perf_counter()
-            data = compress(img, quality=float(q), device=device, weights=weights, refine_steps=refine_steps)
-            t1 = time.perf_counter()
-            out = np.asarray(decompress(data, device=device, weights=weights))
-            t2 = time.perf_counter()
-            ref, rec = (img, out) if img.ndim == 3 else (img[:, :, None], out[:, :, None])
-            rows.append({"image": name, "codec": "gancodec", "setting": float(q), "quality": float(q), "bytes": len(data), "bpp": metrics.bpp(len(data), h, w),
-                         "psnr": metrics.psnr(ref, rec),
-                         "ms_ssim": metrics.ms_ssim(ref, rec) if with_ms_ssim else np.nan,
-                         "encode_s": t1 - t0, "decode_s": t2 - t1})
-            if perceptual:
-                rows[-1]["ssimulacra2"] = metrics.ssimulacra2(ref, rec)
-            if progress:
-                progress()
-    return pd.DataFrame(rows)
+    codec = baselines.gancodec_codec(weights=weights, device=device, refine_steps=refine_steps)
+    df = baselines.sweep(codec, images, [float(q) for q in qualities], perceptual=perceptual, progress=progress)
+    if df.empty:
+        return df
+    df.insert(df.columns.get_loc("setting") + 1, "quality", df["setting"].astype(float))
+    if not with_ms_ssim:
+        df["ms_ssim"] = np.nan
+    return df
 
 
 def rd_curve(df: pd.DataFrame, key: str = "quality") -> pd.DataFrame:

@@ -21,7 +21,8 @@ import torch
 from ..fsutil import atomic_write_bytes
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.crops import CropSampler, list_images
-from ..train.loop import pick_device
+from ..device import resolve_device as pick_device
+from ..eval import metrics
 from ..weights import SHIPPED_WEIGHTS, model_id_of
 from .config import RealismConfig
 from .discriminator import ConditionalPatchDiscriminator
@@ -37,8 +38,6 @@ def quantised_latents(base, x: torch.Tensor, rate: torch.Tensor) -> tuple[torch.
 
 def _lpips_or_none(device: torch.device):
     """LPIPS (AlexNet) as a loss when both its weights are on this machine, else None."""
-    from ..eval import metrics
-
     found, _ = metrics.lpips_weights()
     if not found:
         return None
@@ -139,7 +138,7 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
         if step % cfg.log_every == 0:
             avg = {k: float(v) / counts[k] for k, v in seen.items()}
             if "mse" in avg:
-                avg["psnr"] = -10 * math.log10(max(avg["mse"], 1e-10))
+                avg["psnr"] = metrics.psnr_from_mse(max(avg["mse"], 1e-10), peak=1.0)
             log({"step": step, **avg, "elapsed_s": round(time.time() - t0, 1)})
             seen, counts = {}, {}
         if time.time() - last > cfg.checkpoint_every_s:

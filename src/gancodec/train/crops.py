@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff"}
+from ..data import IMAGE_SUFFIXES
 
 
 def list_images(sources: list[str]) -> list[Path]:

@@ -16,6 +16,8 @@ from typing import Callable
 import torch
 
 from ..data.download import sha256_file
+from ..device import resolve_device
+from ..eval.metrics import psnr_from_mse
 from ..models import HyperpriorCodec, ModelConfig
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
@@ -23,10 +25,7 @@ from .crops import CropSampler, list_images, list_sources
 from .losses import RDLoss, rate_distortion
 
 
-def pick_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
+pick_device = resolve_device  # the one device policy (gancodec.device); the name stays for callers
 
 
 def get_lr(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
@@ -153,7 +152,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         n = seen.pop("n")
         rec = {k: float(v) / n for k, v in seen.items()}
         if not math.isnan(rec["mse"]):
-            rec["psnr"] = -10 * math.log10(max(rec["mse"], 1e-10))
+            rec["psnr"] = psnr_from_mse(max(rec["mse"], 1e-10), peak=1.0)
         elapsed = time.time() - t0
         log({"step": step, **rec, "lr": get_lr(cfg, step, elapsed), "elapsed_s": round(elapsed, 1)})
         seen.update(loss=0.0, bpp=0.0, mse=0.0, n=0)

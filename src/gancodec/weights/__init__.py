@@ -79,8 +79,9 @@ def load_checkpoint(path: str | os.PathLike) -> dict:
 
 
 def default_weights_path() -> Path:
-    env = os.environ.get(ENV_WEIGHTS)
-    return Path(env) if env else SHIPPED_WEIGHTS
+    from .. import settings
+
+    return settings.path(ENV_WEIGHTS) or SHIPPED_WEIGHTS
 
 
 def _expected_sha256(path: Path) -> str | None:

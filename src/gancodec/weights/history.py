@@ -75,8 +75,9 @@ def cache_dir() -> Path:
 
 def search_folders() -> list[Path]:
     """Folders searched for weights by model id: $GANCODEC_WEIGHTS_PATH, then the weights cache."""
-    extra = [Path(p).expanduser() for p in os.environ.get(ENV_WEIGHTS_PATH, "").split(os.pathsep) if p]
-    return extra + [cache_dir()]
+    from .. import settings
+
+    return settings.paths(ENV_WEIGHTS_PATH) + [cache_dir()]
 
 
 _ids: dict[tuple, str] = {}  # file signature -> model id, so a folder is hashed once per file version

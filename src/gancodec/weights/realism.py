@@ -46,8 +46,10 @@ def export_realism(g_s: torch.nn.Module, base_model_id: str, path: str | os.Path
 def _realism_path(lm: LoadedModel, path: str | os.PathLike | None) -> Path:
     if path is not None:
         return Path(path)
-    if os.environ.get(ENV_REALISM):
-        return Path(os.environ[ENV_REALISM])
+    from .. import settings
+
+    if settings.path(ENV_REALISM):
+        return settings.path(ENV_REALISM)
     return lm.path.with_name("realism-v1.pt") if lm.path.parent != WEIGHTS_DIR else SHIPPED_REALISM
 
 
