@@ -90,3 +90,20 @@ def test_an_unknown_architecture_is_refused_naming_the_valid_ones(tmp_path):
     torch.save(ckpt, tmp_path / "odd.pt")
     with pytest.raises(ModelError, match=r"odd\.pt: .*unknown architecture 'transformer-xl'; valid architectures are \['hyperprior'"):
         load_model(tmp_path / "odd.pt")
+
+
+SRC = __import__("pathlib").Path(__file__).resolve().parents[1] / "src" / "gancodec"
+
+
+def test_no_library_module_is_over_600_lines():
+    long = {str(p.relative_to(SRC)): n for p in SRC.rglob("*.py") if (n := len(p.read_text().splitlines())) > 600}
+    assert long == {}
+
+
+def test_the_library_never_loads_the_flows_or_stages_shells():
+    """flows/ and stages/ import the library, never the reverse (by import or by file path)."""
+    import re
+
+    pattern = re.compile(r"spec_from_file_location|^\s*(from|import)\s+(flows|stages)\b|[\"'](flows|stages)/", re.M)
+    hits = [str(p.relative_to(SRC)) for p in SRC.rglob("*.py") if pattern.search(p.read_text())]
+    assert hits == []

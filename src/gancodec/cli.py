@@ -1,7 +1,10 @@
 """The ``gancodec`` command: compress, decompress, info, weights, bulk, bulk-decompress.
 
 Errors are printed on one line (``gancodec: error: ...``) with no traceback, and the exit status
-is non-zero; outputs are written atomically, so a failure never leaves a partial file.
+is non-zero; outputs are written atomically, so a failure never leaves a partial file. An output
+that exists is never replaced without ``--force``, and every destination is checked (exists?
+writable?) before any image is coded. Heavy modules (torch, the codec) load only once a command
+runs, so ``gancodec --help`` is quick.
 """
 
 from __future__ import annotations
@@ -15,8 +18,6 @@ from collections import Counter
 from pathlib import Path
 
 from .errors import GancodecError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff", ".ppm", ".pgm", ".gif"}
 
 
 class _Fail(Exception):
@@ -58,6 +59,27 @@ def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Pat
     if clash:
         raise _Fail(f"{clash[0]}: several inputs would be written to it; give them different names or folders")
     return out
+
+
+def _check_destinations(jobs: list[tuple[Path, Path]], force: bool) -> None:
+    """Before any work: refuse outputs that exist (unless ``force``) or cannot be written."""
+    from .fsutil import check_writable
+
+    existing = [dst for _, dst in jobs if dst.exists() or dst.is_symlink()]
+    folders = [dst for dst in existing if dst.is_dir()]
+    if folders:
+        raise _Fail(f"{folders[0]}: is a folder, where an output file would go; rename or remove it")
+    if existing and not force:
+        more = f" (and {len(existing) - 1} more output(s))" if len(existing) > 1 else ""
+        raise _Fail(f"{existing[0]}: exists{more}; nothing was written. Pass --force to overwrite, or choose another -o")
+    checked: set[Path] = set()
+    for _, dst in jobs:  # one probe file per destination folder (made if missing)
+        if dst.parent not in checked:
+            checked.add(dst.parent)
+            try:
+                check_writable(dst)
+            except GancodecError as exc:
+                raise _Fail(str(exc)) from None
 
 
 def _progress(total: int, slow: bool = False):
@@ -114,10 +136,13 @@ def cmd_compress(a: argparse.Namespace) -> int:
         finally:
             if task is not None:
                 progress.remove_task(task)
-        atomic_write_bytes(dst, data)
+        atomic_write_bytes(dst, data, overwrite=a.force)
         return f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s" if a.verbose else None
 
+    from .data import IMAGE_SUFFIXES
+
     jobs = _outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True)
+    _check_destinations(jobs, a.force)
     return _run_jobs(jobs, "compressing", one, slow=a.refine > 0)
 
 
@@ -130,6 +155,7 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     jobs = _outputs(_collect(a.inputs, {".gcx"}), a.output, Path(a.output).suffix.lower() or ".png", single_ok=True)
     if len(jobs) > 1 or Path(a.output).is_dir() or not Path(a.output).suffix:
         jobs = [(s, d.with_suffix(".png")) for s, d in jobs]
+    _check_destinations(jobs, a.force)
 
     def one(src: Path, dst: Path, _progress) -> None:
         try:
@@ -140,15 +166,13 @@ def cmd_decompress(a: argparse.Namespace) -> int:
             img = decompress(data, realism=a.realism, device=a.device)
         except GancodecError as exc:
             raise _Fail(f"{src}: {exc}") from None
-        save_image(np.asarray(img)[..., None] if img.mode == "L" else np.asarray(img), dst)
+        save_image(np.asarray(img)[..., None] if img.mode == "L" else np.asarray(img), dst, overwrite=a.force)
 
     return _run_jobs(jobs, "decompressing", one)
 
 
 def cmd_info(a: argparse.Namespace) -> int:
-    from .codec import read_header
-    from .weights import load_model
-    from .weights.history import find_weights, missing_weights_hint, version_of
+    from .bitstream import read_header  # light: a bad file fails before the weights load
 
     p = Path(a.file)
     try:
@@ -159,6 +183,9 @@ def cmd_info(a: argparse.Namespace) -> int:
         h = read_header(data)
     except GancodecError as exc:
         raise _Fail(f"{p}: {exc}") from None
+    from .weights import load_model
+    from .weights.history import find_weights, missing_weights_hint, version_of
+
     release = version_of(h.model_id)
     try:
         if load_model().model_id == h.model_id:
@@ -224,6 +251,9 @@ def _refine_steps(text: str) -> int:
     return int(text)
 
 
+DEVICE_HELP = "auto (CUDA when present, else the CPU), cpu, cuda, cuda:1 ... (default: auto)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="gancodec", description="A learned image codec: compress images to .gcx and back.")
     p.add_argument("--version", action="version", version="gancodec 0.1.0")
@@ -234,6 +264,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
                              "(100 is a good start; default 0, off)")
 
+    def force_arg(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--force", "-f", action="store_true",
+                        help="overwrite outputs that exist (by default they are kept and the command fails before any work)")
+
     def rate_args(sp: argparse.ArgumentParser) -> None:
         g = sp.add_mutually_exclusive_group()
         g.add_argument("--quality", "-q", type=float, help="quality from 1 (smallest) to 8 (best); default 4")
@@ -243,9 +277,10 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("inputs", nargs="+", metavar="IN")
     c.add_argument("-o", "--output", required=True, metavar="OUT", help="a .gcx file (one input) or a folder")
     rate_args(c)
-    c.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: cuda when present)")
+    c.add_argument("--device", default=None, help=DEVICE_HELP)
     c.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (multiple of 64; default 1024)")
     refine_arg(c)
+    force_arg(c)
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=cmd_compress)
 
@@ -254,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("-o", "--output", required=True, metavar="OUT", help="an image file (one input) or a folder")
     d.add_argument("--realism", nargs="?", type=_strength, const=1.0, default=0.0, metavar="STRENGTH",
                    help="use the GAN realism decoder; optional strength 0..1 blends it with the fidelity one (default 1)")
-    d.add_argument("--device", default=None)
+    d.add_argument("--device", default=None, help=DEVICE_HELP)
+    force_arg(d)
     d.set_defaults(func=cmd_decompress)
 
     i = sub.add_parser("info", help="print a .gcx file's header")
