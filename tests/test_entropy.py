@@ -105,3 +105,15 @@ def test_one_stream_carries_z_then_y_as_a_tile_does(prior):
 def test_a_stream_that_is_not_whole_words_is_a_bitstream_error():
     with pytest.raises(BitstreamError, match="not a multiple of 4 bytes"):
         rangecoder.open_stream(b"12345")
+
+
+def test_a_prior_that_has_coded_can_still_be_copied_and_pickled(prior):
+    import copy
+    import io
+
+    z = torch.zeros(1, 8, 2, 2, dtype=torch.float64)
+    data = prior.compress(z)
+    assert copy.deepcopy(prior).compress(z) == data  # e.g. a model moved to a GPU, a realism mix
+    buf = io.BytesIO()
+    torch.save(prior, buf)
+    assert len(buf.getvalue()) > 0

@@ -9,6 +9,7 @@ encoder and every decoder use the very same numbers.
 from __future__ import annotations
 
 import copy
+import weakref
 
 import numpy as np
 import torch
@@ -20,6 +21,8 @@ from .tables import quantize_pmf
 
 #: z is clamped to [-TAIL, TAIL] for coding (values beyond are vanishingly rare).
 TAIL = 32
+#: prior -> (tables version, coder models); weak, so a dropped model takes its entry with it.
+_CODING_MODELS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 class FactorizedPrior(nn.Module):
@@ -80,14 +83,15 @@ class FactorizedPrior(nn.Module):
 
     # --- coding (CompressAI's compress / decompress) ---------------------------------------
     def _coding_models(self) -> list:
-        """One coder model per channel from the integer tables (rebuilt when the tables change)."""
+        """One coder model per channel from the integer tables (rebuilt when the tables change;
+        kept outside the module, so copies and pickles of it carry no coder objects)."""
         if not self.tables_ready():
             raise RuntimeError("entropy tables are empty: call model.update() before coding")
         key = (self.freqs.data_ptr(), self.freqs._version)
-        if getattr(self, "_models_key", None) != key:
-            self._models = [rangecoder.categorical(f) for f in self.freqs.cpu().numpy()]
-            self._models_key = key
-        return self._models
+        cached = _CODING_MODELS.get(self)
+        if cached is None or cached[0] != key:
+            cached = _CODING_MODELS[self] = (key, [rangecoder.categorical(f) for f in self.freqs.cpu().numpy()])
+        return cached[1]
 
     @staticmethod
     def quantize(z: torch.Tensor) -> torch.Tensor:
