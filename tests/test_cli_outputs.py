@@ -111,3 +111,16 @@ def test_the_license_file_is_the_apache_license_pyproject_names():
     text = (root / "LICENSE").read_text()
     assert "Apache License" in text and "Version 2.0, January 2004" in text
     assert 'license = "Apache-2.0"' in (root / "pyproject.toml").read_text()
+
+
+def test_help_and_info_load_no_torch(stream):
+    """`gancodec --help` and `gancodec info` answer without loading torch or the model (fast)."""
+    code = ("import sys\nfrom gancodec.cli import main\n"
+            f"assert main(['info', {str(stream)!r}]) == 0\n"
+            "print('torch' in sys.modules)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "this install's weights" in r.stdout and r.stdout.splitlines()[-1] == "False"
+    code = "import sys\nfrom gancodec.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass\nprint('torch' in sys.modules)"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.stdout.splitlines()[-1] == "False" and "compress" in r.stdout

@@ -10,7 +10,6 @@ runs, so ``gancodec --help`` is quick.
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 import time
 import warnings
@@ -183,18 +182,18 @@ def cmd_info(a: argparse.Namespace) -> int:
         h = read_header(data)
     except GancodecError as exc:
         raise _Fail(f"{p}: {exc}") from None
-    from .weights import load_model
+    from .weights import default_model_id  # ids from file hashes: no torch, no model
     from .weights.history import find_weights, missing_weights_hint, version_of
 
     release = version_of(h.model_id)
-    try:
-        if load_model().model_id == h.model_id:
-            known = "yes (this install's weights)"
-        else:
-            found = find_weights(h.model_id)
-            known = f"yes ({found})" if found else f"no: {missing_weights_hint(h.model_id)}"
-    except GancodecError:
-        known = "unknown (no weights loaded)"
+    current = default_model_id()
+    if current == h.model_id:
+        known = "yes (this install's weights)"
+    else:
+        found = find_weights(h.model_id)
+        known = f"yes ({found})" if found else f"no: {missing_weights_hint(h.model_id)}"
+        if current is None and not found:
+            known = "unknown (the default weights are missing or damaged)"
     rows = [("file", str(p)), ("format", "gcx version 1"), ("model id", h.model_id),
             ("weights version", release["version"] if release else "not a gancodec release"), ("model available", known),
             ("size", f"{h.width}x{h.height}"), ("channels", f"{h.channels} ({'grayscale' if h.channels == 1 else 'RGB'})"),
@@ -313,6 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    import logging  # after parsing: --help and usage errors never pay for it
+
     logging.basicConfig(level=logging.WARNING, format="gancodec: %(message)s")
 
     def show_warning(message, category, filename, lineno, file=None, line=None):

@@ -4,6 +4,9 @@ A weights file is a ``torch.save`` dict ``{"model_config", "state_dict", ...}`` 
 ``weights_only=True``. Its *model id* is the first 32 hex digits of its SHA-256: every ``.gcx``
 names the model id it needs. The shipped file's hash is pinned in ``MODEL_CARD.json``; a file
 that does not match is refused.
+
+torch and the model load only when a model is (:func:`load_model`): finding weights and their
+ids (``gancodec info``, :mod:`.history`) stays light.
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ import os
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
-
-from ..models.coder import LatentCoder
 from ..errors import ModelError
-from ..models import HyperpriorCodec, model_from_checkpoint
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..models import HyperpriorCodec
+    from ..models.coder import LatentCoder
 
 WEIGHTS_DIR = Path(__file__).resolve().parent
 SHIPPED_WEIGHTS = WEIGHTS_DIR / "hyperprior-v1.pt"
@@ -70,6 +76,8 @@ class LoadedModel:
 
 def load_checkpoint(path: str | os.PathLike) -> dict:
     """A checkpoint or weights file as a dict (``torch.load(weights_only=True)``: data, never code)."""
+    import torch
+
     try:
         return torch.load(Path(path), map_location="cpu", weights_only=True)
     except FileNotFoundError:
@@ -95,6 +103,20 @@ def _expected_sha256(path: Path) -> str | None:
         raise ModelError(f"{card}: model card is unreadable or has no 'sha256' field ({exc})") from None
 
 
+def default_model_id() -> str | None:
+    """The model id of the default weights (``$GANCODEC_WEIGHTS`` or the shipped file) from its
+    bytes alone, without torch; None when the file is missing or does not match its card."""
+    p = default_weights_path()
+    try:
+        data = p.read_bytes()
+        expected = _expected_sha256(p)
+    except (OSError, ModelError):
+        return None
+    if expected is not None and expected != hashlib.sha256(data).hexdigest():
+        return None
+    return model_id_of(data)
+
+
 _cache: dict[Path, tuple[tuple, LoadedModel]] = {}
 _cache_lock = threading.Lock()
 
@@ -105,6 +127,11 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
     A file replaced on disk (new size or mtime) is read and verified again, so a long-running
     worker picks up new weights instead of coding with the old ones under the new file's name.
     """
+    import torch
+
+    from ..models import model_from_checkpoint
+    from ..models.coder import LatentCoder
+
     p = Path(path) if path is not None else default_weights_path()
     signature = file_signature(p)
     with _cache_lock:
@@ -135,11 +162,12 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
 
 def export_weights(model: HyperpriorCodec, path: str | os.PathLike, **meta) -> str:
     """Write a compact weights file (float16 parameters, integer tables); return its sha256."""
+    import copy
     import io
 
-    from ..fsutil import atomic_write_bytes
+    import torch
 
-    import copy
+    from ..fsutil import atomic_write_bytes
 
     model = copy.deepcopy(model).cpu().float()
     with torch.no_grad():  # round to float16 first, so the tables match what decoders will load
