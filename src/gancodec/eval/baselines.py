@@ -370,8 +370,8 @@ def _named(images: Images) -> list[tuple[str, np.ndarray]]:
 
 
 def measure(codec: Union[str, Codec], img: np.ndarray, setting: Setting, *, perceptual: bool = False,
-            perceptual_max_bpp: float = float("inf")) -> dict:
-    """One encode/decode of one image: bytes, bpp, psnr, ms_ssim (NaN if too small), times.
+            perceptual_max_bpp: float = float("inf"), with_ms_ssim: bool = True) -> dict:
+    """One encode/decode of one image: bytes, bpp, psnr, ms_ssim (NaN if too small or not asked), times.
 
     ``perceptual`` adds ``ssimulacra2`` (NaN above ``perceptual_max_bpp``: it costs ~1 s a
     Kodak image, so a sweep can skip the rates no plot or BD-rate looks at).
@@ -386,7 +386,7 @@ def measure(codec: Union[str, Codec], img: np.ndarray, setting: Setting, *, perc
     if x_hat.shape != x.shape:
         raise RuntimeError(f"{codec.name}: decoded shape {x_hat.shape} != input {x.shape}")
     score = perceptual and metrics.bpp(len(data), *x.shape[:2]) <= perceptual_max_bpp
-    m = metrics.compute_metrics(x, x_hat, len(data), perceptual=score)
+    m = metrics.compute_metrics(x, x_hat, len(data), perceptual=score, with_ms_ssim=with_ms_ssim)
     row = {
         "codec": codec.name, "setting": setting, "bytes": len(data), "bpp": m.bpp, "psnr": m.psnr,
         "ms_ssim": np.nan if m.ms_ssim is None else m.ms_ssim, "encode_s": t1 - t0, "decode_s": t2 - t1,
@@ -404,6 +404,7 @@ def sweep(
     perceptual: bool = False,
     perceptual_max_bpp: float = float("inf"),
     progress: Optional[Callable[[], None]] = None,
+    with_ms_ssim: bool = True,
 ) -> pd.DataFrame:
     """Per image and setting: bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2).
 
@@ -417,7 +418,7 @@ def sweep(
     for name, img in _named(images):
         for setting in settings if settings is not None else codec.sweep_settings:
             rows.append({"image": name, **measure(codec, img, setting, perceptual=perceptual,
-                                                  perceptual_max_bpp=perceptual_max_bpp)})
+                                                  perceptual_max_bpp=perceptual_max_bpp, with_ms_ssim=with_ms_ssim)})
             progress and progress()
     return pd.DataFrame(rows)
 

@@ -341,15 +341,18 @@ def compute_metrics(
     *,
     perceptual: bool = True,
     lpips_dir: Optional[os.PathLike] = None,
+    with_ms_ssim: bool = True,
 ) -> Metrics:
-    """All per-image metrics of a reconstruction; ``perceptual=False`` skips SSIMULACRA2/LPIPS."""
+    """All per-image metrics of a reconstruction; ``perceptual=False`` skips SSIMULACRA2/LPIPS,
+    ``with_ms_ssim=False`` skips MS-SSIM (``None``)."""
     x, x_hat = _pair(x, x_hat)
     notes: list[str] = []
     rate = bpp(num_bytes, x.shape[0], x.shape[1]) if num_bytes is not None else None
+    msssim = None
     try:
-        msssim = ms_ssim(x, x_hat)
+        if with_ms_ssim:
+            msssim = ms_ssim(x, x_hat)
     except ValueError as err:
-        msssim = None
         notes.append(f"ms_ssim skipped: {err}")
     s2 = lp = None
     if perceptual:

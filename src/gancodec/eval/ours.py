@@ -24,12 +24,11 @@ def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weight
 
     ``refine_steps``: encoder-side latent search per tile (``compress(..., refine_steps=)``)."""
     codec = baselines.gancodec_codec(weights=weights, device=device, refine_steps=refine_steps)
-    df = baselines.sweep(codec, images, [float(q) for q in qualities], perceptual=perceptual, progress=progress)
+    df = baselines.sweep(codec, images, [float(q) for q in qualities], perceptual=perceptual, progress=progress,
+                         with_ms_ssim=with_ms_ssim)
     if df.empty:
         return df
     df.insert(df.columns.get_loc("setting") + 1, "quality", df["setting"].astype(float))
-    if not with_ms_ssim:
-        df["ms_ssim"] = np.nan
     return df
 
 
