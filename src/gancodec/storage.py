@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Iterator, Mapping
 
 from .errors import StorageError
-from .fsutil import atomic_write_bytes
+from .fsutil import atomic_write_bytes, atomic_write_path
 
 __all__ = [
     "ObjectInfo",
@@ -240,6 +240,14 @@ class Store(ABC):
     def exists(self, key: str) -> bool:
         return self.head(key) is not None
 
+    def get_file(self, key: str, path: str | os.PathLike) -> None:
+        """Copy ``key`` into the local file ``path`` (stores override this to stream big objects)."""
+        atomic_write_bytes(path, self.get(key))
+
+    def put_file(self, key: str, path: str | os.PathLike, *, content_type: str | None = None) -> None:
+        """Write the local file ``path`` to ``key`` atomically (streamed where the store can)."""
+        self.put(key, Path(path).read_bytes(), content_type=content_type)
+
     def url_of(self, key: str) -> str:
         return safe_join(self.url, key)
 
@@ -345,6 +353,22 @@ class LocalStore(Store):
         path = self._path(key)
         atomic_write_bytes(path, data)
         return self._info(key, path.stat())
+
+    def get_file(self, key: str, path: str | os.PathLike) -> None:
+        import shutil
+
+        src = self._path(key)
+        try:
+            with atomic_write_path(path) as tmp:
+                shutil.copyfile(src, tmp)
+        except FileNotFoundError:
+            raise StorageError(f"{src}: no such file; check the key and the source folder") from None
+
+    def put_file(self, key: str, path: str | os.PathLike, *, content_type: str | None = None) -> None:
+        import shutil
+
+        with atomic_write_path(self._path(key)) as tmp:
+            shutil.copyfile(path, tmp)
 
     def head(self, key: str) -> ObjectInfo | None:
         path = self._path(key)
@@ -539,6 +563,26 @@ class S3Store(Store):
             raise self._error(exc, key, "put") from None
         return ObjectInfo(key=key, size=len(data), etag=(resp.get("ETag") or "").strip('"') or None, metadata=dict(metadata or {}))
 
+    def get_file(self, key: str, path: str | os.PathLike) -> None:
+        """Streamed (multipart for big objects), so a manifest of millions of rows is never held in memory."""
+        check_key(key)
+        try:
+            with atomic_write_path(path) as tmp:
+                self.client.download_file(self.bucket, join_key(self.prefix, key), str(tmp))
+        except StorageError:
+            raise
+        except Exception as exc:
+            raise self._error(_unwrap_transfer(exc), key, "get") from None
+
+    def put_file(self, key: str, path: str | os.PathLike, *, content_type: str | None = None) -> None:
+        """Streamed from the file (multipart upload above 8 MiB, so no size limit in practice)."""
+        check_key(key)
+        extra = {"ContentType": content_type} if content_type else None
+        try:
+            self.client.upload_file(str(path), self.bucket, join_key(self.prefix, key), ExtraArgs=extra)
+        except Exception as exc:
+            raise self._error(_unwrap_transfer(exc), key, "put") from None
+
     def head(self, key: str) -> ObjectInfo | None:
         check_key(key)
         try:
@@ -563,6 +607,13 @@ class S3Store(Store):
             self.client.delete_object(Bucket=self.bucket, Key=join_key(self.prefix, key))
         except Exception as exc:
             raise self._error(exc, key, "delete") from None
+
+
+def _unwrap_transfer(exc: BaseException) -> BaseException:
+    """boto3's transfer manager wraps the ClientError it got (S3UploadFailedError); the cause
+    says what went wrong, so the error message can name the fix."""
+    cause = exc.__cause__ or exc.__context__
+    return cause if cause is not None and type(exc).__name__ in ("S3UploadFailedError", "S3DownloadFailedError") else exc
 
 
 def open_store(url: str | os.PathLike, *, client: Any = None) -> Store:

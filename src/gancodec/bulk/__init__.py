@@ -3,7 +3,8 @@
 The logic lives in plain functions a test can call, split by concern:
 
 * :mod:`.settings` — the one ``Settings`` object (CLI, flow and prefect.yaml), key naming, shards;
-* :mod:`.manifest` — the manifest's schema, its parquet/CSV files, what DST already holds;
+* :mod:`.manifest` — the manifest's schema and one batch's rows as parquet/CSV;
+* :mod:`.ledger` — constant-memory bookkeeping: listing, plan and manifests as files, joined by DuckDB;
 * :mod:`.plan` — list SRC, skip what is done, batch the rest;
 * :mod:`.jobs` — one image (read, compress, verify, write ``<key>.gcx``) and one batch;
 * :mod:`.run` — finish a run, the plain loop, ``run_cli`` behind ``gancodec bulk``;
@@ -30,14 +31,15 @@ _HOMES = {
     "settings": (
         "Settings", "model_id_for", "new_run_id", "now", "is_image_key", "output_key_for", "png_key_for", "shard_of", "parse_shard",
         "IMAGE_EXTENSIONS", "OUTPUT_SUFFIX", "CONTROL_PREFIX", "PARTS_PREFIX", "MERGED_MANIFEST", "DEFAULT_BATCH_SIZE",
-        "DEFAULT_PSNR_FLOOR", "PERMANENT_KINDS", "MODEL_FREE_KINDS", "ARTIFACT_KEY", "DECOMPRESS_ARTIFACT_KEY",
+        "DEFAULT_PSNR_FLOOR", "GPU_REFINE_STEPS", "resolve_device", "DEVICES_HELP", "PERMANENT_KINDS", "MODEL_FREE_KINDS", "ARTIFACT_KEY", "DECOMPRESS_ARTIFACT_KEY",
     ),
     "manifest": ("MANIFEST_COLUMNS", "make_row", "rows_to_frame", "frame_to_rows", "parquet_bytes", "csv_bytes", "read_parquet_rows",
                  "load_state"),
-    "plan": ("Plan", "plan", "plan_decompress"),
+    "plan": ("Plan", "plan", "plan_decompress", "find_resumable", "load_plan", "fetch_state"),
     "jobs": ("decode_source", "psnr", "encode_with_backoff", "verify_output", "compress_one", "cached_store", "part_key",
-             "compress_batch", "failed_batch_rows"),
-    "run": ("Summary", "finish_run", "summary_markdown", "run_batches", "check_access", "run_cli", "load_flows"),
+             "compress_batch", "write_part", "failed_batch_rows"),
+    "run": ("Summary", "ImagesFailed", "MAX_FAILURES", "finish_run", "summary_markdown", "run_batches", "check_access", "run_cli",
+            "load_flows"),
     "decompress": ("decompress_one", "decompress_batch", "finish_decompress", "run_decompress_plain", "_run_decompress_plain"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}

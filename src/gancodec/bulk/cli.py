@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from typing import Any, Callable
 
-from .settings import DEVICES_HELP, Settings
+from .settings import DEVICES_HELP, GPU_REFINE_STEPS, Settings
 
 _D = Settings.defaults()
 
@@ -34,7 +34,10 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
     g.add_argument("--quality", "-q", type=float, help="quality from 1 (smallest) to 8 (best); default 4")
     g.add_argument("--bpp", type=float, help="target bits per pixel (searches the quality)")
     b.add_argument("--refine", type=int, default=_D["refine_steps"], metavar="STEPS",
-                   help="search each tile's latents for STEPS gradient steps: smaller files, slower encodes (default 0, off)")
+                   help=f"search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
+                        f"(default: {GPU_REFINE_STEPS} on CUDA, 0 = off on the CPU)")
+    b.add_argument("--resume", action="store_true",
+                   help="go on with the newest unfinished run of the same settings (no new listing; its done batches stay done)")
     b.add_argument("--psnr-floor", type=float, default=_D["psnr_floor"], metavar="DB",
                    help=f"verification: an output must decode at least this close to its source (default: {_D['psnr_floor']:g} dB)")
     b.add_argument("--tile-size", type=int, default=_D["tile_size"], help="tile side in pixels (multiple of 64; default 1024)")
@@ -80,7 +83,7 @@ def cmd_bulk(a: argparse.Namespace, error: Callable[[str], None] | None = None) 
     except ValueError as exc:
         (error or _print_error)(_one_line(exc))
         return 2
-    return _run(a, settings, error)
+    return _run(a, settings, error, resume=a.resume)
 
 
 def cmd_bulk_decompress(a: argparse.Namespace, error: Callable[[str], None] | None = None) -> int:

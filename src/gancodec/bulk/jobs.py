@@ -73,7 +73,7 @@ def encode_with_backoff(pixels: np.ndarray, settings: Settings) -> tuple[bytes, 
         try:
             data = codec.compress(
                 pixels, quality=settings.quality, bpp=settings.bpp, device=device, tile_size=tile,
-                refine_steps=settings.refine_steps,
+                refine_steps=settings.search_steps,
                 **({"weights": settings.weights} if settings.weights else {}),
             )
             return data, attempt, notes
@@ -297,21 +297,43 @@ def compress_batch(
     model_id: str,
     run_id: str,
     batch_index: int,
+    spool: str | None = None,
 ) -> list[dict[str, Any]]:
     """Compress a batch, then write its manifest part; return the rows.
 
     Raises only for what a retry may fix (transient storage errors) or what dooms the run
-    (ModelError); everything else is a ``failed`` row.
+    (ModelError); everything else is a ``failed`` row. ``spool``: a local folder that gets a
+    copy of the part too, so finishing the run need not download it again.
     """
     settings = Settings.from_dict(settings)
     _apply_torch_threads()
     src_store, dst_store = cached_store(src), cached_store(dst)
     rows = [compress_one(src_store, dst_store, job, settings, model_id, run_id) for job in jobs]
+    write_part(dst_store, run_id, batch_index, rows, spool)
+    return rows
+
+
+def write_part(dst: str | Store, run_id: str, batch_index: int, rows: list[dict[str, Any]], spool: str | None = None) -> str:
+    """Write one batch's rows as its manifest part (and a local copy under ``spool``); its key."""
     key = part_key(run_id, batch_index)
     for row in rows:
         row["part"] = key
-    dst_store.put(key, parquet_bytes(rows), content_type="application/vnd.apache.parquet")
-    return rows
+    data = parquet_bytes(rows)
+    cached_store(dst).put(key, data, content_type="application/vnd.apache.parquet")
+    if spool:
+        try:
+            path = spool_path(spool, key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+        except OSError:  # only a shortcut: finishing downloads the part instead
+            pass
+    return key
+
+
+def spool_path(spool: str, key: str) -> "Path":
+    from pathlib import Path
+
+    return Path(spool) / "spool" / key.rsplit("/", 1)[-1]
 
 
 def failed_batch_rows(jobs: Sequence[Mapping[str, Any]], settings: Settings | Mapping[str, Any], model_id: str, run_id: str, error: BaseException | str) -> list[dict[str, Any]]:

@@ -1,7 +1,7 @@
 """The manifest: one row per source object (ok / failed / skipped), its schema, and its files.
 
-Rows go to parquet (the manifest parts written after each batch, the run manifest, the merged
-view) and CSV; ``load_state`` reads back what a destination already holds.
+Rows of one batch go to parquet here (the manifest part written after each batch); the run
+manifest and the merged view are written by :mod:`.ledger` with DuckDB, streamed from the parts.
 """
 
 from __future__ import annotations
@@ -9,11 +9,8 @@ from __future__ import annotations
 import io
 import logging
 import math
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
-from ..errors import StorageError
-from ..storage import ObjectInfo, Store
-from .settings import MERGED_MANIFEST, MODEL_FREE_KINDS, PARTS_PREFIX, PERMANENT_KINDS
 
 log = logging.getLogger("gancodec.bulk")
 
@@ -133,78 +130,3 @@ def read_parquet_rows(data: bytes) -> list[dict[str, Any]]:
     import pyarrow.parquet as pq
 
     return [_normalise(rec) for rec in pq.read_table(pa.BufferReader(data)).to_pylist()]
-
-
-def _latest_per_key(rows: Iterable[Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The deciding row per source key: the newest non-skipped one (ties: the later in order)."""
-    latest: dict[str, dict[str, Any]] = {}
-    for row in rows:
-        if row["status"] == "skipped":
-            continue
-        old = latest.get(row["key"])
-        if old is None or row["finished_at"] >= old["finished_at"]:
-            latest[row["key"]] = dict(row)
-    return latest
-
-
-def load_state(dst: Store) -> tuple[dict[str, dict[str, Any]], set[str]]:
-    """What DST already holds: (latest row per key, part keys already in the merged view).
-
-    Reads the merged view, then every manifest part it does not include yet (left by a killed
-    run or a run still going), so no finished work is ever forgotten.
-    """
-    merged_rows: list[dict[str, Any]] = []
-    if dst.exists(MERGED_MANIFEST + ".parquet"):
-        try:
-            merged_rows = read_parquet_rows(dst.get(MERGED_MANIFEST + ".parquet"))
-        except StorageError:
-            raise
-        except Exception as exc:  # a damaged merged view is rebuilt from the parts
-            log.warning("%s: unreadable merged manifest (%s); rebuilding it from the parts", dst.url_of(MERGED_MANIFEST + ".parquet"), exc)
-            merged_rows = []
-    included = {r["part"] for r in merged_rows if r["part"]}
-    rows = list(merged_rows)
-    for info in dst.list(PARTS_PREFIX.rstrip("/")):
-        if info.key in included or not info.key.endswith(".parquet"):
-            continue
-        try:
-            part_rows = read_parquet_rows(dst.get(info.key))
-        except StorageError:
-            raise
-        except Exception as exc:
-            log.warning("%s: unreadable manifest part skipped (%s)", dst.url_of(info.key), exc)
-            continue
-        for r in part_rows:
-            r["part"] = info.key
-        rows.extend(part_rows)
-    return _latest_per_key(rows), included
-
-
-def _done_reason(row: Mapping[str, Any] | None, info: ObjectInfo, model_id: str, setting: str, outputs: Mapping[str, int],
-                 keep_other_models: bool = False) -> str | None:
-    """Why ``info`` needs no work (``None``: it needs work).
-
-    Done = the manifest has an ``ok`` row for this source ETag and setting AND the output is
-    still there with the size recorded (a deleted or replaced output is redone), made by this
-    model, or by another one when ``keep_other_models`` (an upgrade does not rewrite a bucket:
-    the old outputs still decode, gancodec.weights.history).
-    """
-    if row is None or row["source_etag"] != (info.etag or "") or row["setting"] != setting:
-        return None
-    if row["model_id"] != model_id:
-        if row["status"] == "failed" and row["error_kind"] in MODEL_FREE_KINDS:
-            return f"previously failed ({row['error_kind']}): {row['error']}"
-        if not (keep_other_models and row["status"] == "ok" and outputs.get(row["output_key"]) == row["bytes_out"]):
-            return None
-        from ..weights.history import version_of
-
-        release = version_of(row["model_id"])
-        made_by = f"weights {release['version']}" if release else f"model {row['model_id']}"
-        return f"already compressed by {made_by}; kept (recompress_other_models / --recompress-other-models redoes it)"
-    if row["status"] == "ok":
-        return "already compressed" if outputs.get(row["output_key"]) == row["bytes_out"] else None
-    if row["status"] == "failed" and row["error_kind"] in PERMANENT_KINDS:
-        return f"previously failed ({row['error_kind']}): {row['error']}"
-    return None
-
-

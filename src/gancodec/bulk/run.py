@@ -13,11 +13,29 @@ from typing import Any, Callable, Mapping, Sequence
 
 from ..errors import GancodecError, ModelError, StorageError
 from ..storage import Store, open_store
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from . import ledger
 from .jobs import cached_store
-from .manifest import csv_bytes, load_state, parquet_bytes
-from .settings import CONTROL_PREFIX, MERGED_MANIFEST, Settings
+from .settings import CONTROL_PREFIX, MERGED_MANIFEST, PARTS_PREFIX, Settings
+
+if TYPE_CHECKING:
+    from .plan import Plan
 
 log = logging.getLogger("gancodec.bulk")
+
+
+class ImagesFailed(GancodecError):
+    """A run finished and some images failed (each has a ``failed`` row with its reason); the
+    flow run's Failed state carries it, with the run's summary."""
+
+    def __init__(self, message: str, summary: dict[str, Any]) -> None:
+        super().__init__(message, summary)
+        self.summary = summary
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 @dataclass
@@ -33,43 +51,76 @@ class Summary:
     bytes_out: int
     seconds: float
     manifest: str
-    failures: list[tuple[str, str, str]]  # (key, kind, error), at most 50
+    failures: list[tuple[str, str, str]]  # (key, kind, error), at most MAX_FAILURES (the markdown shows 50)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
 
-def finish_run(
-    dst: str | Store,
-    run_id: str,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    model_id: str,
-    setting: str,
-    ignored: int = 0,
-    seconds: float = 0.0,
-) -> Summary:
-    """Write the run manifest (parquet + CSV) and refresh the merged view; return a summary."""
+#: Failed rows a summary carries (the failures table artifact); the manifest has them all.
+MAX_FAILURES = 1000
+
+
+def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]] = (), *, seconds: float = 0.0) -> Summary:
+    """Write the run manifest (parquet + CSV) and refresh the merged view; return a summary.
+
+    Streamed: the run manifest is this run's skipped rows plus its manifest parts, the merged
+    view the old one plus every part not in it yet, both written by DuckDB ``ORDER BY key``
+    into files that are then uploaded. ``leftover``: rows of batches whose part could not be
+    written (storage down after every retry).
+    """
+    from .manifest import parquet_bytes
+    from .plan import fetch_state
+    from .jobs import spool_path
+
     dst_store = cached_store(dst)
-    rows = sorted(rows, key=lambda r: r["key"])
-    run_key = f"{CONTROL_PREFIX}manifest-{run_id}"
-    dst_store.put(run_key + ".parquet", parquet_bytes(rows), content_type="application/vnd.apache.parquet")
-    dst_store.put(run_key + ".csv", csv_bytes(rows), content_type="text/csv")
-    latest, _ = load_state(dst_store)  # merged view + every part not in it yet (ours included)
-    for r in rows:  # rows of batches whose part could not be written
-        if r["status"] != "skipped" and not r["part"]:
-            old = latest.get(r["key"])
-            if old is None or r["finished_at"] >= old["finished_at"]:
-                latest[r["key"]] = dict(r)
-    merged = sorted(latest.values(), key=lambda r: r["key"])
-    dst_store.put(MERGED_MANIFEST + ".parquet", parquet_bytes(merged), content_type="application/vnd.apache.parquet")
-    dst_store.put(MERGED_MANIFEST + ".csv", csv_bytes(merged), content_type="text/csv")
-    count = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "failed", "skipped")}
-    failures = [(r["key"], r["error_kind"], r["error"]) for r in rows if r["status"] == "failed"][:50]
+    scratch = Path(p.scratch or ledger.new_scratch(p.run_id))
+    scratch.mkdir(parents=True, exist_ok=True)
+    run_files: list[tuple[str, str]] = [(p.skipped_path, "")] if p.skipped_path else []
+    prefix = f"{PARTS_PREFIX}{p.run_id}"
+    mine = scratch / "run-parts"
+    mine.mkdir(exist_ok=True)
+    cached = dict(p.state.get("parts") or {})
+    for i, info in enumerate(dst_store.list(prefix)):
+        if not info.key.endswith(".parquet"):
+            continue
+        local = spool_path(str(scratch), info.key)
+        if not local.exists():
+            local = mine / f"{i:08d}.parquet"
+            dst_store.get_file(info.key, local)
+        cached[info.key] = str(local)
+        run_files.append((str(local), info.key))
+    extra: list[tuple[str, str]] = []
+    if leftover:
+        path = scratch / "leftover.parquet"
+        path.write_bytes(parquet_bytes([{**r, "part": ""} for r in leftover]))
+        extra.append((str(path), ""))
+    run_key = f"{CONTROL_PREFIX}manifest-{p.run_id}"
+    con = ledger.connect(scratch)
+    try:
+        ledger.rows_relation(con, run_files + extra, "runrows")
+        for fmt in ("parquet", "csv"):
+            out = scratch / f"run.{fmt}"
+            ledger.copy_out(con, ledger.manifest_select("runrows"), out, fmt)
+            dst_store.put_file(f"{run_key}.{fmt}", out, content_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv")
+        counts = dict(con.execute("SELECT status, count(*) FROM runrows GROUP BY status").fetchall())
+        bytes_in, bytes_out = con.execute("SELECT coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0) FROM runrows WHERE status = 'ok'").fetchone()
+        failures = [tuple(r) for r in con.execute(
+            f"SELECT key, error_kind, error FROM runrows WHERE status = 'failed' ORDER BY key LIMIT {MAX_FAILURES}").fetchall()]
+        # the merged view: the old one + every part not in it yet (ours included) + the leftover rows
+        files, _ = fetch_state(dst_store, scratch, {**p.state, "parts": cached})
+        ledger.rows_relation(con, files + extra, "allrows")
+        ledger.latest_view(con, "allrows", "merged")
+        for fmt in ("parquet", "csv"):
+            out = scratch / f"merged.{fmt}"
+            ledger.copy_out(con, ledger.manifest_select("merged"), out, fmt)
+            dst_store.put_file(f"{MERGED_MANIFEST}.{fmt}", out, content_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv")
+    finally:
+        con.close()
+    ledger.remove_scratch(scratch)
     return Summary(
-        run_id=run_id, model_id=model_id, setting=setting, ok=count["ok"], failed=count["failed"], skipped=count["skipped"],
-        ignored=ignored, bytes_in=sum(r["bytes_in"] or 0 for r in rows if r["status"] == "ok"),
-        bytes_out=sum(r["bytes_out"] or 0 for r in rows if r["status"] == "ok"), seconds=seconds,
+        run_id=p.run_id, model_id=p.model_id, setting=p.settings.label, ok=int(counts.get("ok", 0)), failed=int(counts.get("failed", 0)),
+        skipped=int(counts.get("skipped", 0)), ignored=p.ignored, bytes_in=int(bytes_in), bytes_out=int(bytes_out), seconds=seconds,
         manifest=dst_store.url_of(run_key + ".parquet"), failures=failures,
     )
 
@@ -88,12 +139,13 @@ def summary_markdown(summary: Summary | Mapping[str, Any], title: str = "gancode
     ]
     if s["failures"]:
         lines += ["", "## Failures", "", "| key | kind | error |", "|---|---|---|"]
-        for key, kind, err in s["failures"]:
+        for key, kind, err in s["failures"][:50]:
             lines.append(f"| `{key}` | {kind} | {str(err).replace('|', '/')[:300]} |")
     return "\n".join(lines) + "\n"
 
 
-def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Settings(), *, run_id: str | None = None, **fields: Any) -> Summary:
+def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Settings(), *, run_id: str | None = None,
+                resume: bool = False, **fields: Any) -> Summary:
     """The whole job without Prefect (plain loop): plan, every batch, finish. ``fields``
     override the settings' (``batch_size=8``)."""
     from .jobs import compress_batch, failed_batch_rows
@@ -101,14 +153,14 @@ def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Set
 
     settings = Settings.from_dict(settings).replace(**fields) if fields else Settings.from_dict(settings)
     t0 = time.perf_counter()
-    p = plan(cached_store(src), cached_store(dst), settings, run_id=run_id)
-    rows = list(p.skipped)
-    for i, jobs in enumerate(p.batches):
+    p = plan(cached_store(src), cached_store(dst), settings, run_id=run_id, resume=resume)
+    leftover: list[dict[str, Any]] = []
+    for i, jobs in p.iter_batches():
         try:
-            rows += compress_batch(src, dst, jobs, p.settings, model_id=p.model_id, run_id=p.run_id, batch_index=i)
+            compress_batch(src, dst, jobs, p.settings, model_id=p.model_id, run_id=p.run_id, batch_index=i, spool=p.scratch)
         except StorageError as exc:
-            rows += failed_batch_rows(jobs, p.settings, p.model_id, p.run_id, exc)
-    return finish_run(dst, p.run_id, rows, model_id=p.model_id, setting=p.settings.label, ignored=p.ignored, seconds=time.perf_counter() - t0)
+            leftover += failed_batch_rows(jobs, p.settings, p.model_id, p.run_id, exc)
+    return finish_run(dst, p, leftover, seconds=time.perf_counter() - t0)
 
 
 # --------------------------------------------------------------------------- CLI entry
@@ -219,6 +271,7 @@ def run_cli(
     *,
     decompress: bool = False,
     realism: bool = False,
+    resume: bool = False,
     use_prefect: bool = True,
     echo: Callable[[str], None] = print,
     error: Callable[[str], None] = _print_error,
@@ -238,6 +291,7 @@ def run_cli(
     try:
         base = Settings.from_dict(settings) if settings is not None else Settings()
         settings = base.replace(**fields) if fields else base
+        settings.resolved()  # an explicit cuda on a machine without one: one line now, before Prefect starts
     except (TypeError, ValueError) as exc:
         error(_one_line(exc))
         return 2
@@ -252,10 +306,10 @@ def run_cli(
         error(_one_line(exc))
         return 2
     with _quiet_prefect_failures():
-        return _run_cli_flow(module, src, dst, settings, decompress=decompress, realism=realism, echo=echo, error=error)
+        return _run_cli_flow(module, src, dst, settings, decompress=decompress, realism=realism, resume=resume, echo=echo, error=error)
 
 
-def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decompress: bool, realism: bool,
+def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decompress: bool, realism: bool, resume: bool,
                   echo: Callable[[str], None], error: Callable[[str], None]) -> int:
     from .decompress import run_decompress_plain as _run_decompress_plain
 
@@ -265,18 +319,21 @@ def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decomp
             if decompress:
                 summary = _run_decompress_plain(src, dst, realism=realism, device=settings.device, batch_size=settings.batch_size)
             else:
-                summary = run_batches(src, dst, settings)
+                summary = run_batches(src, dst, settings, resume=resume)
             echo(summary_markdown(summary, title))
             return 1 if summary.failed else 0
         if decompress:
             state = module.bulk_decompress(src=src, dst=dst, realism=realism, device=settings.device, batch_size=settings.batch_size,
                                            weights=settings.weights, return_state=True)
         else:
-            state = module.bulk_compress(src=src, dst=dst, **settings.to_dict(), return_state=True)
+            state = module.bulk_compress(src=src, dst=dst, **settings.to_dict(), resume=resume, return_state=True)
     except (StorageError, ModelError) as exc:
         error(_one_line(exc))
         return 2
     result = state.result(raise_on_failure=False)
+    if isinstance(result, ImagesFailed):
+        echo(summary_markdown(result.summary, title))
+        return 1
     if isinstance(result, dict) and "run_id" in result:
         echo(summary_markdown(result, title))
     elif isinstance(result, BaseException):

@@ -25,6 +25,9 @@ MERGED_MANIFEST = CONTROL_PREFIX + "manifest"
 DEFAULT_BATCH_SIZE = 64  # images per Prefect task: a task costs ~0.05 s, 64 images >= ~2 s even on a GPU
 DEFAULT_PSNR_FLOOR = 15.0
 DEVICES_HELP = "auto (CUDA when present, else the CPU), cpu, cuda, cuda:1 ..."
+#: Latent-search steps per tile on a CUDA worker when none are given (docs/bulk.md, "On a GPU"):
+#: bounds the search at about GPU_REFINE_STEPS x 2 decodes of GPU time per tile.
+GPU_REFINE_STEPS = 50
 #: Failure kinds that a later run with the same source ETag, model and setting does not retry.
 PERMANENT_KINDS = frozenset({"data", "verify", "key"})
 MODEL_FREE_KINDS = frozenset({"data", "key"})  # permanent whatever the weights: a new model does not retry them
@@ -43,7 +46,7 @@ class Settings:
     tile_size: int | None = None
     psnr_floor: float = DEFAULT_PSNR_FLOOR
     weights: str | None = None
-    refine_steps: int = 0  # encoder-side latent search (gancodec.latent_refine); 0 = off
+    refine_steps: int | None = None  # encoder-side latent search steps; None = auto (GPU_REFINE_STEPS on CUDA, 0 on the CPU)
     recompress_other_models: bool = False  # redo outputs another model made (default: keep them; they still decode)
     batch_size: int = DEFAULT_BATCH_SIZE
     shard: str | None = None  # "i/n": only keys whose CRC32 falls in shard i of n
@@ -54,7 +57,8 @@ class Settings:
             raise ValueError("give quality or bpp, not both")
         from ..codec import check_refine_steps
 
-        check_refine_steps(self.refine_steps, "refine steps")
+        if self.refine_steps is not None:
+            check_refine_steps(self.refine_steps, "refine steps")
         for name in ("quality", "bpp"):
             v = getattr(self, name)
             if v is not None and (not isinstance(v, (int, float)) or not math.isfinite(v) or v <= 0):
@@ -77,7 +81,21 @@ class Settings:
             rate = f"quality={float(self.quality):g}"
         else:
             rate = "quality=default"
+        # an explicit search is part of the setting (turning it on redoes outputs made without);
+        # the automatic one is not: a CPU worker and a GPU worker keep each other's outputs
         return f"{rate},refine={self.refine_steps}" if self.refine_steps else rate
+
+    @property
+    def search_steps(self) -> int:
+        """Latent-search steps the encoder runs: the explicit count, else (auto) GPU_REFINE_STEPS
+        when the device is CUDA and 0 on the CPU. Resolve the device first (:meth:`resolved`)."""
+        if self.refine_steps is not None:
+            return self.refine_steps
+        return GPU_REFINE_STEPS if str(self.device).startswith("cuda") else 0
+
+    def resolved(self) -> "Settings":
+        """The same settings with ``device="auto"`` made concrete (:func:`resolve_device`)."""
+        return self.replace(device=resolve_device(self.device))
 
     @property
     def codec_device(self) -> str | None:
@@ -104,6 +122,29 @@ class Settings:
     def defaults(cls) -> dict[str, Any]:
         """Every field's default (what the flow's parameters and the CLI's options default to)."""
         return {f.name: f.default for f in dataclasses.fields(cls)}
+
+
+def resolve_device(device: str | None) -> str:
+    """``auto``/None → ``cuda`` when torch sees a CUDA device, else ``cpu``; an explicit
+    ``cuda``/``cuda:N`` on a machine without one is a ValueError in one line (at plan time,
+    before any image is read), not a failure per image."""
+    name = "auto" if device in (None, "") else str(device)
+    if name == "cpu":
+        return name
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ValueError(f"device {name!r}: this machine has no CUDA device (torch {torch.__version__}, "
+                             f"CUDA build {torch.version.cuda or 'none'}); use device auto or cpu")
+        index = name.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
+                             f"cuda:{torch.cuda.device_count() - 1}, auto or cpu")
+        return name
+    raise ValueError(f"device {name!r} is not one of: {DEVICES_HELP}")
 
 
 def model_id_for(settings: Settings) -> str:

@@ -1,0 +1,256 @@
+"""Constant-memory bookkeeping: the listing, the plan and the manifests as parquet files on a
+local scratch folder, joined and merged by DuckDB, never as one Python object per key.
+
+* the listing of SRC (image keys of this shard) and of DST's outputs stream into parquet files
+  (``ListingWriter``: 50,000 rows at a time);
+* what DST already holds (the merged manifest plus every part not merged yet) is read from
+  copies of those files: ``latest row per key`` is a DuckDB window, the "already done" decision
+  a DuckDB join of the listing against it (:func:`plan_files`);
+* finishing a run (:func:`finish_files`) writes the run manifest and the merged view with
+  ``COPY ... ORDER BY key`` from the parts, streamed to files and uploaded from them.
+
+DuckDB runs in memory with a memory limit and spills to the scratch folder, so a worker's
+memory stays flat however many objects a bucket holds (docs/bulk.md, "Bookkeeping at bucket
+scale"). Everything here is about files; the storage side is in :mod:`.plan` and :mod:`.run`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping, Sequence
+
+from .manifest import MANIFEST_COLUMNS
+
+log = logging.getLogger("gancodec.bulk")
+
+#: DuckDB's memory limit; past it, joins, sorts and windows spill to the scratch folder.
+MEMORY_LIMIT = os.environ.get("GANCODEC_BULK_MEMORY", "256MB")
+_SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
+
+
+def scratch_root() -> Path:
+    """Where runs keep their listing and manifest copies (``GANCODEC_SCRATCH``, else the temp folder)."""
+    return Path(os.environ.get("GANCODEC_SCRATCH") or tempfile.gettempdir())
+
+
+def new_scratch(run_id: str) -> Path:
+    return Path(tempfile.mkdtemp(prefix=f"gancodec-bulk-{run_id}-", dir=scratch_root()))
+
+
+def remove_scratch(path: str | os.PathLike | None) -> None:
+    if path:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def connect(scratch: str | os.PathLike):
+    """An in-memory DuckDB with a memory limit that spills to ``scratch/spill``."""
+    import duckdb
+
+    spill = Path(scratch) / "spill"
+    spill.mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect(":memory:", config={
+        "memory_limit": MEMORY_LIMIT,
+        "threads": max(1, min(4, os.cpu_count() or 1)),
+        "temp_directory": str(spill),
+        "preserve_insertion_order": False,
+    })
+    return con
+
+
+def _q(path: str | os.PathLike) -> str:
+    return "'" + str(path).replace("'", "''") + "'"
+
+
+def _file_list(paths: Sequence[str | os.PathLike]) -> str:
+    return "[" + ", ".join(_q(p) for p in paths) + "]"
+
+
+class ListingWriter:
+    """Rows (dicts of simple values) appended one by one into a parquet file, 50,000 at a time."""
+
+    def __init__(self, path: str | os.PathLike, schema: Mapping[str, str], chunk: int = 50_000) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        types = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_()}
+        self.schema = pa.schema([(c, types[t]) for c, t in schema.items()])
+        self.columns: dict[str, list[Any]] = {c: [] for c in schema}
+        self.writer = pq.ParquetWriter(str(path), self.schema)
+        self.chunk, self.count = chunk, 0
+
+    def add(self, *values: Any) -> None:
+        for col, v in zip(self.columns.values(), values):
+            col.append(v)
+        self.count += 1
+        if len(next(iter(self.columns.values()))) >= self.chunk:
+            self.flush()
+
+    def flush(self) -> None:
+        import pyarrow as pa
+
+        if next(iter(self.columns.values())):
+            self.writer.write_table(pa.Table.from_pydict(self.columns, schema=self.schema))
+            for col in self.columns.values():
+                col.clear()
+
+    def close(self) -> None:
+        self.flush()
+        self.writer.close()
+
+
+def _normalised(con: Any, source: str) -> str:
+    """A SELECT list giving every manifest column, typed, from ``source`` (a relation that may
+    lack some columns: a manifest written by an older release or by pandas). Missing or null
+    ints are 0, strings ``''``, floats NULL, as :func:`manifest._normalise` does."""
+    present = {row[0] for row in con.execute(f"DESCRIBE SELECT * FROM {source}").fetchall()}
+    cols = []
+    for c, t in MANIFEST_COLUMNS.items():
+        if c not in present:
+            cols.append(f"{'NULL::DOUBLE' if t == 'float64' else ('0::BIGINT' if t == 'int64' else chr(39) * 2 + '::VARCHAR')} AS {c}")
+        elif t == "string":
+            cols.append(f"coalesce(CAST({c} AS VARCHAR), '') AS {c}")
+        elif t == "int64":
+            cols.append(f"coalesce(CAST({c} AS BIGINT), 0) AS {c}")
+        else:
+            cols.append(f"CAST({c} AS DOUBLE) AS {c}")
+    return ", ".join(cols)
+
+
+def rows_relation(con: Any, files: Sequence[tuple[str | os.PathLike, str]], name: str) -> bool:
+    """Create view ``name``: the normalised rows of the manifest ``files`` ((local path, part key
+    or ''), in order), with ``_ord`` (file order, then row order) for "the later row wins".
+    False when there are no files (the view is then empty)."""
+    cols = ", ".join(f"{'NULL::' + _SQL_TYPES[t]} AS {c}" for c, t in MANIFEST_COLUMNS.items())
+    if not files:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT {cols}, 0::BIGINT AS _ord WHERE false")
+        return False
+    con.execute(f"CREATE OR REPLACE TABLE {name}_files (filename VARCHAR, file_ord BIGINT, part_key VARCHAR)")
+    con.executemany(f"INSERT INTO {name}_files VALUES (?, ?, ?)", [(str(p), i, k) for i, (p, k) in enumerate(files)])
+    raw = f"read_parquet({_file_list([p for p, _ in files])}, filename=true, file_row_number=true, union_by_name=true)"
+    norm = _normalised(con, raw)
+    con.execute(
+        f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (part_key) REPLACE (CASE WHEN part = '' THEN part_key ELSE part END AS part) FROM ("
+        f"SELECT {norm}, f.part_key, f.file_ord * 4294967296 + r.file_row_number AS _ord "
+        f"FROM {raw} r JOIN {name}_files f ON r.filename = f.filename)"
+    )
+    return True
+
+
+def latest_view(con: Any, rows: str, name: str) -> None:
+    """View ``name``: the deciding row per source key, the newest non-skipped one (ties: the later in order)."""
+    con.execute(
+        f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_ord) FROM {rows} WHERE status <> 'skipped' "
+        f"QUALIFY row_number() OVER (PARTITION BY key ORDER BY finished_at DESC, _ord DESC) = 1"
+    )
+
+
+def copy_out(con: Any, query: str, path: str | os.PathLike, fmt: str = "parquet") -> None:
+    """Stream ``query``'s rows to a parquet or CSV file."""
+    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    con.execute(f"COPY ({query}) TO {_q(path)} ({options})")
+
+
+def manifest_select(source: str, order: bool = True) -> str:
+    return f"SELECT {', '.join(MANIFEST_COLUMNS)} FROM {source}" + (" ORDER BY key" if order else "")
+
+
+def plan_files(
+    con: Any,
+    listing: str | os.PathLike,
+    outputs: str | os.PathLike,
+    state: str,
+    out_dir: str | os.PathLike,
+    *,
+    run_id: str,
+    model_id: str,
+    label: str,
+    target_bpp: float | None,
+    keep_other_models: bool,
+    made_by: Mapping[str, str],
+    finished_at: str,
+    permanent: Iterable[str],
+    model_free: Iterable[str],
+) -> tuple[Path, Path, int, int]:
+    """Join the listing against the latest rows and DST's outputs: write ``jobs.parquet`` (key,
+    etag, size, stale_output; sorted by key) and ``skipped.parquet`` (manifest rows); return
+    both paths and their row counts. The decision is :func:`manifest._done_reason`'s, in SQL."""
+    out_dir = Path(out_dir)
+    con.execute("CREATE OR REPLACE TABLE made_by (model_id VARCHAR, who VARCHAR)")
+    if made_by:
+        con.executemany("INSERT INTO made_by VALUES (?, ?)", list(made_by.items()))
+    perm = ", ".join(_q(k) for k in sorted(permanent))
+    free = ", ".join(_q(k) for k in sorted(model_free))
+    p = {"model": model_id, "label": label, "keep": bool(keep_other_models)}
+    prev_failed = "'previously failed (' || s.error_kind || '): ' || s.error"
+    reason = f"""
+        CASE
+          WHEN s.key IS NULL OR s.source_etag <> l.etag OR s.setting <> $label THEN NULL
+          WHEN s.model_id <> $model THEN CASE
+            WHEN s.status = 'failed' AND s.error_kind IN ({free}) THEN {prev_failed}
+            WHEN $keep AND s.status = 'ok' AND o.size = s.bytes_out THEN
+              'already compressed by ' || coalesce(m.who, 'model ' || s.model_id) || '; kept (recompress_other_models / --recompress-other-models redoes it)'
+            ELSE NULL END
+          WHEN s.status = 'ok' THEN CASE WHEN o.size = s.bytes_out THEN 'already compressed' ELSE NULL END
+          WHEN s.status = 'failed' AND s.error_kind IN ({perm}) THEN {prev_failed}
+          ELSE NULL END"""
+    planned = out_dir / "planned.parquet"
+    con.execute(
+        f"""COPY (
+            SELECT l.key AS l_key, l.etag AS l_etag, l.size AS l_size, s.*, {reason} AS reason,
+                   coalesce(s.status = 'ok' AND (s.model_id <> $model OR s.setting <> $label), false) AS stale_output
+            FROM read_parquet({_q(listing)}) l
+            LEFT JOIN {state} s ON s.key = l.key
+            LEFT JOIN read_parquet({_q(outputs)}) o ON o.key = s.output_key
+            LEFT JOIN made_by m ON m.model_id = s.model_id
+        ) TO {_q(planned)} (FORMAT parquet)""",
+        p,
+    )
+    jobs, skipped = out_dir / "jobs.parquet", out_dir / "skipped.parquet"
+    src = f"read_parquet({_q(planned)})"
+    copy_out(con, f"SELECT l_key AS key, l_etag AS etag, l_size AS size, stale_output FROM {src} WHERE reason IS NULL ORDER BY key", jobs)
+    fields = {c: c for c in MANIFEST_COLUMNS}
+    fields.update(
+        run_id=_q(run_id), key="l_key", source_etag="l_etag", setting=_q(label), status="'skipped'",
+        error="CASE WHEN status = 'failed' THEN error ELSE '' END", note="reason", attempts="0::BIGINT", seconds="NULL::DOUBLE",
+        finished_at=_q(finished_at), part="''",
+    )
+    select = ", ".join(f"{expr} AS {c}" for c, expr in fields.items())
+    copy_out(con, f"SELECT {select} FROM {src} WHERE reason IS NOT NULL ORDER BY l_key", skipped)
+    n_jobs = con.execute(f"SELECT count(*) FROM read_parquet({_q(jobs)})").fetchone()[0]
+    n_skipped = con.execute(f"SELECT count(*) FROM read_parquet({_q(skipped)})").fetchone()[0]
+    planned.unlink(missing_ok=True)
+    return jobs, skipped, int(n_jobs), int(n_skipped)
+
+
+def iter_batches(jobs: str | os.PathLike, batch_size: int, start: int = 0) -> Iterator[tuple[int, list[dict[str, Any]]]]:
+    """(batch index, jobs) from a ``jobs.parquet``, ``batch_size`` jobs each (the last may be
+    short), from batch ``start`` on; only one batch of dicts exists at a time."""
+    import pyarrow.parquet as pq
+
+    f = pq.ParquetFile(str(jobs))
+    index, pending, skip = 0, [], start * batch_size
+    for record_batch in f.iter_batches(batch_size=max(batch_size, 1024)):
+        n = record_batch.num_rows
+        if skip >= n:
+            skip -= n
+            continue
+        rows = record_batch.slice(skip).to_pylist()
+        skip = 0
+        for row in rows:
+            if not row.get("stale_output"):
+                row.pop("stale_output", None)
+            pending.append(row)
+            if len(pending) == batch_size:
+                yield start + index, pending
+                index, pending = index + 1, []
+    if pending:
+        yield start + index, pending
+
+
+def write_json(path: str | os.PathLike, value: Any) -> None:
+    Path(path).write_text(json.dumps(value, indent=1, sort_keys=True))
