@@ -271,3 +271,44 @@ def test_bulk_decompress_reads_an_archive_made_by_two_releases(env, s3_client, t
         png = s3_client.get_object(Bucket=png_bucket, Key=f"out/{bulk.png_key_for(key[len('out/'):])}")["Body"].read()
         data = s3_client.get_object(Bucket=src_bucket, Key=key)["Body"].read()
         assert np.array_equal(np.asarray(Image.open(io.BytesIO(png))), np.asarray(decompress(data, weights=weights)))
+
+
+def _marked_servers(mark: str) -> set[int]:
+    """Pids of Prefect API servers (uvicorn) started with GANCODEC_TEST_MARK=<mark> in their environment."""
+    found = set()
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if f"GANCODEC_TEST_MARK={mark}".encode() in environ and b"uvicorn" in cmdline:
+            found.add(int(proc.name))
+    return found
+
+
+def test_a_killed_gancodec_bulk_leaves_no_prefect_server(env, s3_client, source):
+    """`gancodec bulk` without PREFECT_API_URL starts a temporary Prefect server; SIGKILLed (a
+    pre-empted worker, the OOM killer) it must not leave that server running."""
+    import time
+
+    mark = uuid.uuid4().hex
+    child_env = dict(os.environ, GANCODEC_FAULT_KILL_AFTER_PUTS="3", GANCODEC_TEST_MARK=mark, PREFECT_LOGGING_LEVEL="WARNING",
+                     OMP_NUM_THREADS="1")
+    child_env.pop("PREFECT_API_URL", None)  # ephemeral mode: the command starts its own server
+    bucket, dst = _dest(s3_client)
+    proc = subprocess.Popen([sys.executable, "-m", "gancodec.cli", "bulk", source["url"], dst, "--batch-size", "4", "--psnr-floor", "0"],
+                            env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    seen: set[int] = set()
+    while proc.poll() is None:
+        seen |= _marked_servers(mark)
+        time.sleep(0.2)
+    out = proc.stdout.read()
+    assert proc.returncode == -9, out[-3000:]
+    assert seen, "the run never started a Prefect server: nothing was tested"
+    deadline = time.monotonic() + 15
+    while _marked_servers(mark) and time.monotonic() < deadline:
+        time.sleep(0.25)
+    assert not _marked_servers(mark), f"Prefect server(s) {sorted(_marked_servers(mark))} outlived the killed run"

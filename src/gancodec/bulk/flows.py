@@ -112,10 +112,10 @@ class Progress:
         eta = (self.total - self.done) / rate if rate > 0 else None
         return f"{self.done}/{self.total} images ({self.percent():.1f}%), {self.ok} ok, {self.failed} failed", rate, eta
 
-    def publish(self, force: bool = False) -> None:
+    def publish(self, force: bool = False, log: bool = True) -> None:
         text, rate, eta = self.line()
         eta_text = "-" if eta is None else f"{eta / 60:.1f} min"
-        if self.done or force:
+        if log and (self.done or force):
             self.logger.info("run %s: %s, %.2f images/s, ETA %s", self.p.run_id, text, rate, eta_text)
         now = time.perf_counter()
         if not force and now - self.last < 2.0 and self.done < self.total:
@@ -227,8 +227,7 @@ def bulk_compress(
         drain(max(1, concurrency) - 1)
     drain(0)
     summary = finish_task(dst, quote(p), quote(leftover), time.perf_counter() - t0)
-    progress.done = progress.total
-    progress.publish(force=True)
+    progress.publish(force=True, log=False)
     publish_summary(summary, src, dst, "gancodec bulk compress", ARTIFACT_KEY, ARTIFACT_KEY + "-failures")
     if summary.failed:
         return _failed(summary, "images")

@@ -206,6 +206,8 @@ class _QuietFailures(logging.Filter):
         self.names = _gancodec_error_names()
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("prefect.task_runs") and record.levelno < logging.WARNING:
+            return not str(record.msg).startswith("Finished in state")  # the flow run's own line says it once
         if record.levelno < logging.ERROR or not record.name.startswith("prefect"):
             return True
         exc = record.exc_info[1] if record.exc_info else None
@@ -248,6 +250,49 @@ def _one_line(exc: BaseException) -> str:
     text = str(exc) if isinstance(exc, GancodecError) else f"{type(exc).__name__}: {exc}"
     return " ".join(text.split())
 
+
+
+#: Run in the temporary Prefect server's process in place of ``python -m uvicorn``: a thread
+#: that ends the server as soon as its parent (``gancodec bulk``) is gone, however it died
+#: (SIGKILL included), then uvicorn itself. ``-c`` code, so the server does not import gancodec.
+_SERVER_GUARD = """
+import os, runpy, sys, threading, time
+parent = int(sys.argv[1])
+def watch():
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+threading.Thread(target=watch, daemon=True, name="gancodec-parent-watch").start()
+sys.argv = ["uvicorn", *sys.argv[2:]]
+runpy.run_module("uvicorn", run_name="__main__", alter_sys=True)
+"""
+
+
+def guard_ephemeral_server() -> None:
+    """Make the temporary Prefect server that ``gancodec bulk`` starts (no PREFECT_API_URL)
+    die with this process: Prefect starts it as ``python -m uvicorn ...`` and stops it at
+    exit, but a SIGKILLed parent never gets there, and the server (~220 MB, a port) stayed
+    for good. Its command is rewritten to run under :data:`_SERVER_GUARD`."""
+    import subprocess
+    import types
+
+    try:
+        from prefect.server.api import server as prefect_server
+    except ImportError:  # pragma: no cover - another Prefect layout: nothing to guard
+        return
+    if getattr(prefect_server.subprocess, "_gancodec_guard", False):
+        return
+    real = subprocess.Popen
+
+    def popen(args: Any, *a: Any, **kw: Any) -> Any:
+        args = list(args)
+        if args[1:3] == ["-m", "uvicorn"]:
+            args = [args[0], "-c", _SERVER_GUARD, str(os.getpid()), *args[3:]]
+        return real(args, *a, **kw)
+
+    shim = types.SimpleNamespace(**{k: getattr(subprocess, k) for k in dir(subprocess) if not k.startswith("__")})
+    shim.Popen, shim._gancodec_guard = popen, True
+    prefect_server.subprocess = shim
 
 
 def load_flows():
@@ -305,12 +350,35 @@ def run_cli(
     except RuntimeError as exc:
         error(_one_line(exc))
         return 2
+    if module is not None and not decompress:
+        # Plan first, without Prefect: a run with nothing to do (the nightly no-op) finishes
+        # here in seconds, without starting a Prefect server; otherwise the flow goes on with
+        # this plan (stored in DST) instead of listing SRC again.
+        from .plan import plan
+
+        t0 = time.perf_counter()
+        try:
+            p = plan(cached_store(src), cached_store(dst), settings, resume=resume)
+        except (StorageError, ModelError, ValueError) as exc:
+            error(_one_line(exc))
+            return 2
+        if not any(True for _ in p.iter_batches()):
+            summary = finish_run(dst, p, seconds=time.perf_counter() - t0)
+            echo(summary_markdown(summary))
+            return 1 if summary.failed else 0
+        ledger.remove_scratch(p.scratch)
+        resume, fields = True, {"run_id": p.run_id}
+    else:
+        fields = {}
+    if module is not None:
+        guard_ephemeral_server()
     with _quiet_prefect_failures():
-        return _run_cli_flow(module, src, dst, settings, decompress=decompress, realism=realism, resume=resume, echo=echo, error=error)
+        return _run_cli_flow(module, src, dst, settings, decompress=decompress, realism=realism, resume=resume, echo=echo, error=error,
+                             **fields)
 
 
 def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decompress: bool, realism: bool, resume: bool,
-                  echo: Callable[[str], None], error: Callable[[str], None]) -> int:
+                  echo: Callable[[str], None], error: Callable[[str], None], run_id: str | None = None) -> int:
     from .decompress import run_decompress_plain as _run_decompress_plain
 
     title = "gancodec bulk decompress" if decompress else "gancodec bulk compress"
@@ -326,7 +394,7 @@ def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decomp
             state = module.bulk_decompress(src=src, dst=dst, realism=realism, device=settings.device, batch_size=settings.batch_size,
                                            weights=settings.weights, return_state=True)
         else:
-            state = module.bulk_compress(src=src, dst=dst, **settings.to_dict(), resume=resume, return_state=True)
+            state = module.bulk_compress(src=src, dst=dst, **settings.to_dict(), run_id=run_id, resume=resume, return_state=True)
     except (StorageError, ModelError) as exc:
         error(_one_line(exc))
         return 2
