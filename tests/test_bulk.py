@@ -94,28 +94,23 @@ def test_oom_injection(monkeypatch):
     assert 240 < hits < 360
 
 
-def test_encode_backoff_halves_tile_then_cpu(monkeypatch):
-    import torch
+def test_one_oom_policy_the_codecs(tmp_path, tiny, small_images, monkeypatch):
+    """Out of memory is handled once, by the codec (half the tile down to the smallest, then the
+    CPU); the bulk job adds no loop around it. An OOM that escapes is one failed ``oom`` row."""
+    from gancodec.tiling import DEFAULT_TILE, MIN_TILE
 
-    from gancodec import codec
-
-    calls = []
-
-    def fake_compress(pixels, **kw):
-        calls.append((kw["tile_size"], kw["device"]))
-        if len(calls) < 3:
-            raise torch.OutOfMemoryError("CUDA out of memory")
-        return b"gcx"
-
-    monkeypatch.setattr(codec, "compress", fake_compress)
-    data, attempts, notes = bulk.encode_with_backoff(np.zeros((8, 8, 3), np.uint8), bulk.Settings(device="cuda", tile_size=512))
-    assert (data, attempts) == (b"gcx", 3)
-    assert calls == [(512, "cuda"), (256, "cuda"), (256, "cpu")]
-    assert len(notes) == 2
-    calls.clear()
-    monkeypatch.setattr(codec, "compress", lambda p, **kw: (_ for _ in ()).throw(MemoryError("no RAM")))
-    with pytest.raises(MemoryError):
-        bulk.encode_with_backoff(np.zeros((8, 8, 3), np.uint8), bulk.Settings())
+    src, dst = LocalStore(tmp_path / "src"), LocalStore(tmp_path / "dst")
+    src.put("a.png", _png(small_images[0]))
+    draws = []
+    real_draw = faults._draw
+    monkeypatch.setattr(faults, "_draw", lambda kind, rate: draws.append(kind) or real_draw(kind, rate))
+    monkeypatch.setenv("GANCODEC_FAULT_OOM", "1")  # every encode attempt runs out of memory
+    row = bulk.compress_one(src, dst, {"key": "a.png", "etag": "e"}, tiny.resolved(), bulk.model_id_for(tiny), "r")
+    assert (row["status"], row["error_kind"], row["attempts"]) == ("failed", "oom", 1)
+    assert "next run retries it" in row["error"]
+    tiles = len([t for t in (DEFAULT_TILE >> i for i in range(12)) if t >= MIN_TILE])  # 1024, 512, 256, 128 on the CPU
+    assert draws.count("oom") == tiles, draws  # the codec's plan once, not once per outer retry
+    assert not dst.exists("a.png.gcx")
 
 
 def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_images, monkeypatch):

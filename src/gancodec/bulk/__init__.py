@@ -36,7 +36,7 @@ _HOMES = {
     "manifest": ("MANIFEST_COLUMNS", "make_row", "rows_to_frame", "frame_to_rows", "parquet_bytes", "csv_bytes", "read_parquet_rows",
                  "load_state"),
     "plan": ("Plan", "plan", "plan_decompress", "find_resumable", "load_plan", "fetch_state"),
-    "jobs": ("decode_source", "psnr", "encode_with_backoff", "verify_output", "compress_one", "cached_store", "part_key",
+    "jobs": ("decode_source", "psnr", "encode", "verify_output", "compress_one", "cached_store", "part_key",
              "compress_batch", "write_part", "failed_batch_rows"),
     "run": ("Summary", "ImagesFailed", "MAX_FAILURES", "finish_run", "summary_markdown", "run_batches", "check_access", "run_cli",
             "load_flows"),

@@ -8,7 +8,7 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import BitstreamError, GancodecError, StorageError
 from ..storage import Store, check_key, is_transient
-from .jobs import _apply_torch_threads, _is_oom, cached_store
+from .jobs import _apply_torch_threads, cached_store
 from .manifest import csv_bytes, make_row, parquet_bytes
 from .plan import plan_decompress
 from .run import Summary
@@ -45,12 +45,7 @@ def decompress_one(src: Store, dst: Store, key: str, etag: str, *, realism: bool
     kwargs = {"weights": weights} if weights else {}
     try:
         header = codec.read_header(data)
-        try:
-            image = codec.decompress(data, realism=realism, device=device, **kwargs)
-        except Exception as exc:  # noqa: BLE001
-            if not _is_oom(exc):
-                raise
-            image = codec.decompress(data, realism=realism, device="cpu", **kwargs)
+        image = codec.decompress(data, realism=realism, device=device, **kwargs)  # its own OOM back-off
     except BitstreamError as exc:
         return failed("data", exc)
     except GancodecError as exc:

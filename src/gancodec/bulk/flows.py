@@ -11,6 +11,7 @@ retry. A run ends Failed when any image failed, after writing the manifest and t
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from typing import Any
@@ -36,6 +37,21 @@ from .settings import ARTIFACT_KEY, DECOMPRESS_ARTIFACT_KEY, Settings, new_run_i
 GPU_TAG = "gancodec-gpu"
 _D = Settings()  # the one set of defaults: the flow's parameters default to the Settings' fields
 PROGRESS_KEY = "gancodec-bulk-progress"
+
+
+class _ExpectedFailure(logging.Filter):
+    """Prefect's engine (a deployed run: ``python -m prefect.engine`` on a worker) re-raises a
+    flow run's Failed state and logs "Engine execution exited with unexpected exception" with
+    the traceback. For a run whose images failed that is the expected outcome, already said in
+    one line by the state's message, the run log and the artifacts: those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, _run.ImagesFailed)
+
+
+for _name in ("prefect.flow_runs", "prefect.engine"):
+    logging.getLogger(_name).addFilter(_ExpectedFailure())
 
 
 def transient_only(task: Any, task_run: Any, state: Any) -> bool:

@@ -48,44 +48,14 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return min(100.0, _psnr(a, b))
 
 
-def _tile_plan(settings: Settings) -> list[tuple[int | None, str | None]]:
-    """Back-off plan: (tile, device) as given, then half the tile, then the CPU."""
-    try:
-        from ..tiling import DEFAULT_TILE
-    except ImportError:  # pragma: no cover
-        DEFAULT_TILE = 1024
-    tile = settings.tile_size or DEFAULT_TILE
-    half = max(64, (tile // 2) // 64 * 64)
-    return [(settings.tile_size, settings.codec_device), (half, settings.codec_device), (half, "cpu")]
-
-
-def encode_with_backoff(pixels: np.ndarray, settings: Settings) -> tuple[bytes, int, list[str]]:
-    """Compress; on out-of-memory retry with half the tile size, then on the CPU.
-
-    Returns (bytes, attempts, notes). The codec has its own back-off inside each attempt; this
-    one is the outer safety net for OOM that escapes it (e.g. a fragmented GPU).
-    """
+def encode(pixels: np.ndarray, settings: Settings) -> bytes:
+    """Compress with the settings. Out of memory is the codec's own back-off (half the tile,
+    down to the smallest, then the CPU: one policy, :mod:`gancodec.tiling`); an OOM that
+    escapes it is the image's ``failed`` row of kind ``oom`` (retried by the next run)."""
     from .. import codec
 
-    notes: list[str] = []
-    plan_ = _tile_plan(settings)
-    for attempt, (tile, device) in enumerate(plan_, start=1):
-        try:
-            data = codec.compress(
-                pixels, quality=settings.quality, bpp=settings.bpp, device=device, tile_size=tile,
-                refine_steps=settings.search_steps,
-                **({"weights": settings.weights} if settings.weights else {}),
-            )
-            return data, attempt, notes
-        except Exception as exc:  # noqa: BLE001 - only OOM is retried
-            if not _is_oom(exc) or attempt == len(plan_):
-                if _is_oom(exc):
-                    exc.attempts = attempt  # type: ignore[attr-defined]
-                raise
-            nxt = plan_[attempt]
-            notes.append(f"out of memory (tile {tile or 'default'}, {device or 'auto'}); retried with tile {nxt[0]} on {nxt[1] or 'auto'}")
-            log.warning("%s", notes[-1])
-    raise AssertionError("unreachable")
+    return codec.compress(pixels, quality=settings.quality, bpp=settings.bpp, device=settings.codec_device, tile_size=settings.tile_size,
+                          refine_steps=settings.search_steps, **({"weights": settings.weights} if settings.weights else {}))
 
 
 def verify_output(data: bytes, pixels: np.ndarray, model_id: str, settings: Settings) -> float:
@@ -103,12 +73,7 @@ def verify_output(data: bytes, pixels: np.ndarray, model_id: str, settings: Sett
     if (header.height, header.width, header.channels) != (h, w, c):
         raise BitstreamError(f"size: output is {header.width}x{header.height}x{header.channels}, source is {w}x{h}x{c}")
     kwargs = {"weights": settings.weights} if settings.weights else {}
-    try:
-        decoded = codec.decompress(data, device=settings.codec_device, **kwargs)
-    except Exception as exc:  # noqa: BLE001
-        if not _is_oom(exc):
-            raise
-        decoded = codec.decompress(data, device="cpu", **kwargs)
+    decoded = codec.decompress(data, device=settings.codec_device, **kwargs)  # its own OOM back-off
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         out = load_image(decoded)
@@ -226,8 +191,8 @@ def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Setti
         pixels, notes = decode_source(data, src.url_of(key))
         h, w, c = pixels.shape
         base.update(width=w, height=h, channels=c)
-        blob, attempts, backoff_notes = encode_with_backoff(pixels, settings)
-        notes += backoff_notes
+        attempts = 1
+        blob = encode(pixels, settings)
         value = verify_output(blob, pixels, model_id, settings)
         header = _read_header(blob)
     except DataError as exc:
@@ -238,7 +203,7 @@ def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Setti
         raise  # the whole run is misconfigured: no image can succeed
     except Exception as exc:  # noqa: BLE001 - recorded, the run goes on
         if _is_oom(exc):
-            return failed("oom", f"out of memory on every device and tile size ({exc})", attempts=getattr(exc, "attempts", 0))
+            return failed("oom", f"out of memory on every tile size and on the CPU ({exc}); the next run retries it", attempts=attempts)
         return failed("internal", f"{type(exc).__name__}: {exc}", attempts=attempts)
     row = make_row(
         **base, status="ok", bytes_out=len(blob), bpp=len(blob) * 8 / (h * w), psnr=value, quality=header.quality,

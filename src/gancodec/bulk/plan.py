@@ -116,6 +116,15 @@ def fetch_state(dst: Store, scratch: Path, cache: dict[str, Any] | None = None) 
     return files, cache
 
 
+def compact(files: list[tuple[str, str]], out: Path) -> list[tuple[str, str]]:
+    """The merged manifest (if any) and one file holding every part after it, in order."""
+    merged = [f for f in files if not f[1]]
+    parts = [f for f in files if f[1]]
+    if len(parts) <= 1:
+        return files
+    return merged + [(str(ledger.consolidate(parts, out)), "")]
+
+
 def _made_by(con: Any, model_id: str) -> dict[str, str]:
     """``weights v1.4`` for each other model id in the state that is a known release."""
     from ..weights.history import version_of
@@ -173,6 +182,7 @@ def plan(
             outputs.add(info.key, info.size)
     outputs.close()
     files, result.state = fetch_state(dst_store, scratch)
+    files = compact(files, scratch / "state-parts.parquet")
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, files, "prev")

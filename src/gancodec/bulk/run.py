@@ -70,7 +70,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
     written (storage down after every retry).
     """
     from .manifest import parquet_bytes
-    from .plan import fetch_state
+    from .plan import compact, fetch_state
     from .jobs import spool_path
 
     dst_store = cached_store(dst)
@@ -96,6 +96,9 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
         path.write_bytes(parquet_bytes([{**r, "part": ""} for r in leftover]))
         extra.append((str(path), ""))
     run_key = f"{CONTROL_PREFIX}manifest-{p.run_id}"
+    run_parts = [f for f in run_files if f[1]]
+    if len(run_parts) > 1:
+        run_files = [f for f in run_files if not f[1]] + [(str(ledger.consolidate(run_parts, scratch / "run-parts.parquet")), "")]
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, run_files + extra, "runrows")
@@ -109,6 +112,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
             f"SELECT key, error_kind, error FROM runrows WHERE status = 'failed' ORDER BY key LIMIT {MAX_FAILURES}").fetchall()]
         # the merged view: the old one + every part not in it yet (ours included) + the leftover rows
         files, _ = fetch_state(dst_store, scratch, {**p.state, "parts": cached})
+        files = compact(files, scratch / "all-parts.parquet")
         ledger.rows_relation(con, files + extra, "allrows")
         ledger.latest_view(con, "allrows", "merged")
         for fmt in ("parquet", "csv"):
