@@ -161,7 +161,7 @@ def main() -> int:
 
         import importlib
 
-        for module, name in (("plan", "plan"), ("jobs", "compress_batch"), ("run", "finish_run")):
+        for module, name in (("planner", "plan"), ("jobs", "compress_batch"), ("run", "finish_run")):
             mod = importlib.import_module(f"gancodec.bulk.{module}")
             setattr(mod, name, timed(name, getattr(mod, name)))
 

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 from typing import Iterator
 
-from gancodec.bulk import jobs, manifest, plan, run, settings
+from gancodec.bulk import jobs, manifest, planner, run, settings
 from gancodec.storage import LocalStore, ObjectInfo, Store
 
 
@@ -91,7 +91,7 @@ def step(label: str, n: int, fn):
     return result
 
 
-def write_parts(dst: Store, p: plan.Plan) -> None:
+def write_parts(dst: Store, p: planner.Plan) -> None:
     """One ok row per job, as the batches would have written them (64 rows a part)."""
     now = settings.now()
     for index, batch in p.iter_batches():
@@ -117,13 +117,13 @@ def main() -> None:
     print("| step | objects | wall | CPU | wall per 1M objects | peak RSS so far |")
     print("|---|---:|---:|---:|---:|---:|")
     try:
-        first = step("plan, fresh bucket", n, lambda: plan.plan(src, dst, cfg, run_id="run1", model_id=model_id))
+        first = step("plan, fresh bucket", n, lambda: planner.plan(src, dst, cfg, run_id="run1", model_id=model_id))
         assert first.pending == n, first.pending
         step("batches' manifest parts (64 rows each)", n, lambda: write_parts(dst, first))
         dst.outputs = True
         summary = step("finish_run: run manifest + merged view", n, lambda: run.finish_run(dst, first))
         assert summary.ok == n, summary
-        second = step("plan, same bucket again (all skipped)", n, lambda: plan.plan(src, dst, cfg, run_id="run2", model_id=model_id))
+        second = step("plan, same bucket again (all skipped)", n, lambda: planner.plan(src, dst, cfg, run_id="run2", model_id=model_id))
         assert second.pending == 0 and second.skipped == n, (second.pending, second.skipped)
         step("finish_run of the no-op run", n, lambda: run.finish_run(dst, second))
         sizes = {p.name: p.stat().st_size for p in (folder / "dst" / "_gancodec").glob("manifest*")}

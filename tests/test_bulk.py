@@ -152,6 +152,33 @@ def test_local_run_skips_done_and_redoes_lost_outputs(tmp_path, tiny, small_imag
     assert set(manifest.loc[manifest["status"] == "ok", "setting"]) == {"quality=2,refine=3"}
 
 
+def test_a_stopped_run_resumes_without_listing_again(tmp_path, tiny, small_images, monkeypatch):
+    """A run stopped after its first batch: --resume takes its stored plan (SRC is not listed
+    again), keeps the rows that batch wrote and codes only the rest."""
+    from gancodec.bulk import jobs
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i, img in enumerate(small_images[:6]):
+        LocalStore(src).put(f"im{i}.png", _png(img))
+    settings = tiny.replace(batch_size=2)
+    p = bulk.plan(str(src), str(dst), settings)
+    index, first = next(p.iter_batches())
+    bulk.compress_batch(str(src), str(dst), first, p.settings, model_id=p.model_id, run_id=p.run_id, batch_index=index)
+    # ... killed here: one batch's outputs and manifest part written, no run manifest
+
+    listed, coded = [], []
+    real_list, real_encode = LocalStore.list, jobs.encode
+    monkeypatch.setattr(LocalStore, "list", lambda self, prefix="": listed.append((self.root, prefix)) or real_list(self, prefix))
+    monkeypatch.setattr(jobs, "encode", lambda pixels, s: coded.append(1) or real_encode(pixels, s))
+    summary = bulk.run_batches(str(src), str(dst), settings, resume=True)
+    assert summary.run_id == p.run_id and (summary.ok, summary.failed, summary.skipped) == (6, 0, 0)
+    assert len(coded) == 4  # the first batch's two images were not coded again
+    assert [root for root, _ in listed if root == src] == []  # SRC was not listed again
+    rows = pd.read_parquet(dst / "_gancodec" / f"manifest-{p.run_id}.parquet")
+    assert sorted(rows["key"]) == [f"im{i}.png" for i in range(6)] and set(rows["status"]) == {"ok"}
+    assert bulk.run_batches(str(src), str(dst), settings, resume=True).run_id != p.run_id  # finished: nothing to resume
+
+
 def test_an_upgrade_keeps_outputs_of_the_old_model_unless_asked(tmp_path, tiny, small_images, monkeypatch):
     """New weights must not rewrite a whole bucket on the next scheduled run: the old outputs
     still decode. --recompress-other-models migrates them on purpose."""

@@ -5,7 +5,7 @@ The logic lives in plain functions a test can call, split by concern:
 * :mod:`.settings` — the one ``Settings`` object (CLI, flow and prefect.yaml), key naming, shards;
 * :mod:`.manifest` — the manifest's schema and one batch's rows as parquet/CSV;
 * :mod:`.ledger` — constant-memory bookkeeping: listing, plan and manifests as files, joined by DuckDB;
-* :mod:`.plan` — list SRC, skip what is done, batch the rest;
+* :mod:`.planner` — list SRC, skip what is done, batch the rest;
 * :mod:`.jobs` — one image (read, compress, verify, write ``<key>.gcx``) and one batch;
 * :mod:`.run` — finish a run, the plain loop, ``run_cli`` behind ``gancodec bulk``;
 * :mod:`.decompress` — ``.gcx`` back to PNG;
@@ -35,7 +35,7 @@ _HOMES = {
     ),
     "manifest": ("MANIFEST_COLUMNS", "make_row", "rows_to_frame", "frame_to_rows", "parquet_bytes", "csv_bytes", "read_parquet_rows",
                  "load_state"),
-    "plan": ("Plan", "plan", "plan_decompress", "find_resumable", "load_plan", "fetch_state"),
+    "planner": ("Plan", "plan", "plan_decompress", "find_resumable", "load_plan", "fetch_state"),
     "jobs": ("decode_source", "psnr", "encode", "verify_output", "compress_one", "cached_store", "part_key",
              "compress_batch", "write_part", "failed_batch_rows"),
     "run": ("Summary", "ImagesFailed", "MAX_FAILURES", "finish_run", "summary_markdown", "run_batches", "check_access", "run_cli",

@@ -10,7 +10,7 @@ from ..errors import BitstreamError, GancodecError, StorageError
 from ..storage import Store, check_key, is_transient
 from .jobs import _apply_torch_threads, cached_store
 from .manifest import csv_bytes, make_row, parquet_bytes
-from .plan import plan_decompress
+from .planner import plan_decompress
 from .run import Summary
 from .settings import CONTROL_PREFIX, DEFAULT_BATCH_SIZE, new_run_id, now, png_key_for
 

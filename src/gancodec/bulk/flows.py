@@ -29,7 +29,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from ..storage import is_transient  # noqa: E402
 from . import decompress as _decompress  # noqa: E402
 from . import jobs as _jobs  # noqa: E402
-from . import plan as _plan  # noqa: E402
+from . import planner as _plan  # noqa: E402
 from . import run as _run  # noqa: E402
 from .settings import ARTIFACT_KEY, DECOMPRESS_ARTIFACT_KEY, Settings, new_run_id  # noqa: E402
 

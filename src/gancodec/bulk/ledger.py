@@ -11,7 +11,7 @@ local scratch folder, joined and merged by DuckDB, never as one Python object pe
 
 DuckDB runs in memory with a memory limit and spills to the scratch folder, so a worker's
 memory stays flat however many objects a bucket holds (docs/bulk.md, "Bookkeeping at bucket
-scale"). Everything here is about files; the storage side is in :mod:`.plan` and :mod:`.run`.
+scale"). Everything here is about files; the storage side is in :mod:`.planner` and :mod:`.run`.
 """
 
 from __future__ import annotations
@@ -191,19 +191,23 @@ def rows_relation(con: Any, files: Sequence[tuple[str | os.PathLike, str]], name
 
 def latest_view(con: Any, rows: str, name: str) -> None:
     """View ``name``: the deciding row per source key, the newest non-skipped one (ties: the later in order)."""
+    # arg_max over a GROUP BY, not a window: DuckDB spills a hash aggregate to disk under its
+    # memory limit, where a window over millions of rows ran out of memory
+    cols = ", ".join(MANIFEST_COLUMNS)
     con.execute(
-        f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_ord) FROM {rows} WHERE status <> 'skipped' "
-        f"QUALIFY row_number() OVER (PARTITION BY key ORDER BY finished_at DESC, _ord DESC) = 1"
+        f"CREATE OR REPLACE VIEW {name} AS SELECT unnest(r) FROM ("
+        f"SELECT arg_max(struct_pack({cols}), struct_pack(finished_at, _ord)) AS r FROM {rows} WHERE status <> 'skipped' GROUP BY key)"
     )
 
 
 def copy_out(con: Any, query: str, path: str | os.PathLike, fmt: str = "parquet") -> None:
     """Stream ``query``'s rows to a parquet or CSV file."""
-    options = "FORMAT parquet, COMPRESSION zstd" if fmt == "parquet" else "FORMAT csv, HEADER true"
+    # small row groups: the parquet writer buffers one whole group (122,880 rows by default)
+    options = "FORMAT parquet, COMPRESSION zstd, ROW_GROUP_SIZE 16384" if fmt == "parquet" else "FORMAT csv, HEADER true"
     con.execute(f"COPY ({query}) TO {_q(path)} ({options})")
 
 
-def manifest_select(source: str, order: bool = True) -> str:
+def manifest_select(source: str, order: bool = False) -> str:
     return f"SELECT {', '.join(MANIFEST_COLUMNS)} FROM {source}" + (" ORDER BY key" if order else "")
 
 
@@ -268,7 +272,7 @@ def plan_files(
         finished_at=_q(finished_at), part="''",
     )
     select = ", ".join(f"{expr} AS {c}" for c, expr in fields.items())
-    copy_out(con, f"SELECT {select} FROM {src} WHERE reason IS NOT NULL ORDER BY l_key", skipped)
+    copy_out(con, f"SELECT {select} FROM {src} WHERE reason IS NOT NULL", skipped)
     n_jobs = con.execute(f"SELECT count(*) FROM read_parquet({_q(jobs)})").fetchone()[0]
     n_skipped = con.execute(f"SELECT count(*) FROM read_parquet({_q(skipped)})").fetchone()[0]
     planned.unlink(missing_ok=True)

@@ -21,7 +21,7 @@ from .jobs import cached_store
 from .settings import CONTROL_PREFIX, MERGED_MANIFEST, PARTS_PREFIX, Settings
 
 if TYPE_CHECKING:
-    from .plan import Plan
+    from .planner import Plan
 
 log = logging.getLogger("gancodec.bulk")
 
@@ -70,7 +70,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
     written (storage down after every retry).
     """
     from .manifest import parquet_bytes
-    from .plan import compact, fetch_state
+    from .planner import compact, fetch_state
     from .jobs import spool_path
 
     dst_store = cached_store(dst)
@@ -153,7 +153,7 @@ def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Set
     """The whole job without Prefect (plain loop): plan, every batch, finish. ``fields``
     override the settings' (``batch_size=8``)."""
     from .jobs import compress_batch, failed_batch_rows
-    from .plan import plan
+    from .planner import plan
 
     settings = Settings.from_dict(settings).replace(**fields) if fields else Settings.from_dict(settings)
     t0 = time.perf_counter()
@@ -358,7 +358,7 @@ def run_cli(
         # Plan first, without Prefect: a run with nothing to do (the nightly no-op) finishes
         # here in seconds, without starting a Prefect server; otherwise the flow goes on with
         # this plan (stored in DST) instead of listing SRC again.
-        from .plan import plan
+        from .planner import plan
 
         t0 = time.perf_counter()
         try:
