@@ -168,3 +168,24 @@ def test_read_only_destination_is_one_line(tmp_path, src_folder, capfd):
     line = _one_error_line(capfd)
     assert f"destination {ro}: cannot write to the destination folder" in line, line
 
+
+
+def test_cuda_on_a_cpu_only_machine_is_one_line_before_any_work(tmp_path, src_folder, capfd):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    assert cli.main(["bulk", str(src_folder), str(tmp_path / "out"), "--device", "cuda"]) == 2
+    line = _one_error_line(capfd)
+    assert "device 'cuda': this machine has no CUDA device" in line and "use device auto or cpu" in line, line
+    assert not (tmp_path / "out").exists()  # refused before the destination was touched
+
+
+def test_bulk_help_shows_the_defaults(capfd):
+    with pytest.raises(SystemExit):
+        cli.main(["bulk", "--help"])
+    out = " ".join(capfd.readouterr().out.split())
+    assert "images per Prefect task (default: 64)" in out and "auto (CUDA when present, else the CPU)" in out, out
+    with pytest.raises(SystemExit):
+        cli.main(["bulk-decompress", "--help"])
+    assert "--realism" in capfd.readouterr().out
