@@ -177,7 +177,7 @@ def test_cuda_on_a_cpu_only_machine_is_one_line_before_any_work(tmp_path, src_fo
         pytest.skip("this machine has CUDA")
     assert cli.main(["bulk", str(src_folder), str(tmp_path / "out"), "--device", "cuda"]) == 2
     line = _one_error_line(capfd)
-    assert "device 'cuda': this machine has no CUDA device" in line and "use device auto or cpu" in line, line
+    assert "device 'cuda': this machine has no CUDA device" in line and "auto or cpu" in line, line
     assert not (tmp_path / "out").exists()  # refused before the destination was touched
 
 

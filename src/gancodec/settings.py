@@ -42,6 +42,10 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("GANCODEC_FAULT_KILL_AFTER_PUTS", "", "fault drill: SIGKILL the process after N .gcx uploads", "gancodec.faults"),
     Variable("GANCODEC_HOME", "", "checkout a Prefect worker runs the deployed flows from (prefect.yaml pull step)",
              "prefect.yaml"),
+    Variable("GANCODEC_SCRATCH", "the temp folder", "where a bulk run keeps its listing, plan and manifest copies (~1 GB per million objects)",
+             "gancodec.bulk.ledger"),
+    Variable("GANCODEC_BULK_MEMORY", "256MB", "DuckDB's memory limit for a bulk run's bookkeeping (it spills to GANCODEC_SCRATCH past it)",
+             "gancodec.bulk.ledger"),
 )
 _NAMES = {v.name for v in VARIABLES}
 

@@ -18,14 +18,9 @@ from .settings import PARTS_PREFIX, Settings, now, output_key_for
 log = logging.getLogger("gancodec.bulk")
 
 def _is_oom(exc: BaseException) -> bool:
-    try:
-        import torch
+    from ..device import is_oom
 
-        if isinstance(exc, torch.OutOfMemoryError):
-            return True
-    except ImportError:  # pragma: no cover
-        pass
-    return isinstance(exc, MemoryError) or (isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+    return is_oom(exc)
 
 
 def decode_source(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:

@@ -28,14 +28,16 @@ from .manifest import MANIFEST_COLUMNS
 
 log = logging.getLogger("gancodec.bulk")
 
-#: DuckDB's memory limit; past it, joins, sorts and windows spill to the scratch folder.
-MEMORY_LIMIT = os.environ.get("GANCODEC_BULK_MEMORY", "256MB")
+#: DuckDB's memory limit when GANCODEC_BULK_MEMORY is not set; past it, joins and aggregates spill to the scratch folder.
+MEMORY_LIMIT = "256MB"
 _SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
 
 
 def scratch_root() -> Path:
     """Where runs keep their listing and manifest copies (``GANCODEC_SCRATCH``, else the temp folder)."""
-    return Path(os.environ.get("GANCODEC_SCRATCH") or tempfile.gettempdir())
+    from .. import settings
+
+    return settings.path("GANCODEC_SCRATCH") or Path(tempfile.gettempdir())
 
 
 def new_scratch(run_id: str) -> Path:
@@ -54,12 +56,18 @@ def connect(scratch: str | os.PathLike):
     spill = Path(scratch) / "spill"
     spill.mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(":memory:", config={
-        "memory_limit": MEMORY_LIMIT,
+        "memory_limit": _memory_limit(),
         "threads": max(1, min(2, os.cpu_count() or 1)),  # each thread holds its own buffers
         "temp_directory": str(spill),
         "preserve_insertion_order": False,
     })
     return con
+
+
+def _memory_limit() -> str:
+    from .. import settings
+
+    return settings.raw("GANCODEC_BULK_MEMORY") or MEMORY_LIMIT
 
 
 def _q(path: str | os.PathLike) -> str:

@@ -125,26 +125,12 @@ class Settings:
 
 
 def resolve_device(device: str | None) -> str:
-    """``auto``/None → ``cuda`` when torch sees a CUDA device, else ``cpu``; an explicit
-    ``cuda``/``cuda:N`` on a machine without one is a ValueError in one line (at plan time,
-    before any image is read), not a failure per image."""
-    name = "auto" if device in (None, "") else str(device)
-    if name == "cpu":
-        return name
-    import torch
+    """``auto``/None → ``cuda`` when torch sees a CUDA device, else ``cpu``
+    (:func:`gancodec.device.resolve_device`, the one device policy); an explicit ``cuda`` on a
+    machine without one is a ValueError in one line, at plan time, before any image is read."""
+    from ..device import resolve_device as resolve
 
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ValueError(f"device {name!r}: this machine has no CUDA device (torch {torch.__version__}, "
-                             f"CUDA build {torch.version.cuda or 'none'}); use device auto or cpu")
-        index = name.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise ValueError(f"device {name!r}: this machine has {torch.cuda.device_count()} CUDA device(s); use cuda:0 .. "
-                             f"cuda:{torch.cuda.device_count() - 1}, auto or cpu")
-        return name
-    raise ValueError(f"device {name!r} is not one of: {DEVICES_HELP}")
+    return str(resolve(None if device in (None, "", "auto") else device))
 
 
 def model_id_for(settings: Settings) -> str:
