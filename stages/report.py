@@ -24,12 +24,9 @@ def main(argv=None) -> int:
     except GancodecError as exc:
         print(f"report: {exc}", file=sys.stderr)
         return 1
-    anchors = None
-    if prm.anchors and Path(prm.anchors).exists():
-        anchors = load_anchors(prm.anchors, dataset="kodak")
-        keep = set(prm.anchor_curves)
-        anchors = anchors[anchors["name"].isin(keep)] if keep else anchors
-    print(write_report(a.eval, a.out, anchors, dataset=prm.dataset, classes=a.classes))
+    anchors = load_anchors(prm.anchors, dataset="kodak") if prm.anchors and Path(prm.anchors).exists() else None
+    print(write_report(a.eval, a.out, anchors, dataset=prm.dataset, anchor_names=prm.anchor_curves,
+                       classes=a.classes))
     return 0
 
 

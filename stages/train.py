@@ -2,13 +2,15 @@
 
 Reads the `train` section of --params (profile-aware, typed: gancodec.params.TrainParams), logs
 loss/bpp/PSNR per step with dvclive, keeps a resumable checkpoint in --run (persisted by DVC),
-and exports the weights + model card to --out. `train.steps: 0` exports the starting weights.
+and exports the weights + model card to --out. With `train.steps: 0` the starting weights are
+copied to --out unchanged.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -58,6 +60,8 @@ def main(argv=None) -> int:
     p.add_argument("--train-list", required=True, help="CSV with a `path` column (from the split stage)")
     p.add_argument("--run", required=True, help="checkpoint folder (resumable)")
     p.add_argument("--out", required=True, help="exported weights file")
+    p.add_argument("--sha256", help="write `<sha256>  <weights name>` here: a small committed file that pins "
+                   "the (DVC-cached) weights, so evaluate depends on it instead of on the weights")
     p.add_argument("--live", default="dvclive/train")
     a = p.parse_args(argv)
     try:
@@ -83,12 +87,19 @@ def main(argv=None) -> int:
 
         weights = train(cfg, log=log)
         ckpt = load_checkpoint(weights)
-        digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
+        if int(ckpt.get("step", 0)) == 0 and init:
+            # Nothing trained: the starting weights are the result, byte for byte (the shipped
+            # model keeps its model id, so its streams and reports name the release)
+            shutil.copyfile(init, a.out)
+            digest = sha256_file(a.out)
+        else:
+            digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
         Path(a.out).with_suffix(".json").write_text(json.dumps(
             {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm.init_from,
              "init_sha256": sha256_file(init) if init else None,
              "profile": prm.profile, "train": cfg.to_dict()}, indent=2) + "\n")
-        live.log_metric("final/steps", int(ckpt.get("step", 0)), plot=False)
+        if a.sha256:
+            Path(a.sha256).write_text(f"{digest}  {Path(a.out).name}\n")
     return 0
 
 

@@ -42,7 +42,7 @@ def _mirror(root: Path) -> dict[str, dict[str, str]]:
     return files
 
 
-def _dvc(cwd: Path, *args: str, timeout: int = 300) -> str:
+def _dvc(cwd: Path, *args: str, timeout: int = 900) -> str:
     env = dict(os.environ, DVC_NO_ANALYTICS="1", PYTHONPATH=str(cwd / "src"), GANCODEC_CACHE=str(cwd / ".dlcache"),
                PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     proc = subprocess.run([str(Path(sys.executable).parent / "dvc"), *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
@@ -55,6 +55,15 @@ def git(cwd: Path, *args: str) -> str:
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     return proc.stdout
+
+
+def _repo_dvc_config(repo: Path) -> None:
+    """The repository's own .dvc/config (its remote, the offline plots template) in the copy."""
+    no_scm = "no_scm" in (repo / ".dvc/config").read_text()
+    shutil.copy(REPO / ".dvc/config", repo / ".dvc/config")
+    shutil.copytree(REPO / ".dvc/plots", repo / ".dvc/plots")
+    if no_scm:
+        _dvc(repo, "config", "core.no_scm", "true")
 
 
 def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
@@ -79,6 +88,7 @@ def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
     (repo / "data/sources.yaml").write_text(yaml.safe_dump(sources, sort_keys=False))
     if not scm:
         _dvc(repo, "init", "--no-scm", "-q")
+        _repo_dvc_config(repo)
         return repo, params
     (repo / ".gitignore").write_text("__pycache__/\n*.egg-info/\n.dlcache/\n")
     git(repo, "init", "-q")
@@ -86,6 +96,7 @@ def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
     git(repo, "config", "user.name", "t")
     git(repo, "config", "user.email", "t@t")
     _dvc(repo, "init", "-q")
+    _repo_dvc_config(repo)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "ci pipeline")
     return repo, params

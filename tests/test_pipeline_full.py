@@ -3,13 +3,19 @@ then `dvc exp run` on it (the copy is a git repo)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from test_pipeline_data import _dvc, ci_repo, git
+from test_pipeline_data import REPO, _dvc, ci_repo, git
 
 
 def _experiments(show: list) -> list[dict]:
@@ -19,7 +25,7 @@ def _experiments(show: list) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.timeout(1500)  # the pipeline, then evaluate twice and train twice more: minutes on 2 cores
-def test_dvc_repro_ci_profile_end_to_end(tmp_path):
+def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeypatch):
     repo, params = ci_repo(tmp_path, scm=True)
 
     out = _dvc(repo, "repro", timeout=900)  # eight stages, the first run: minutes on 2 busy cores
@@ -38,7 +44,17 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     scored = rd.dropna(subset=["ssimulacra2"])
     assert len(scored) and (scored.bpp <= 2.0).all() and rd[rd.bpp > 2.0].ssimulacra2.isna().all()
     report = (repo / "reports/report/README.md").read_text()
-    assert report.startswith("# gancodec report") and "gancodec's BD-rate at equal PSNR is" in report.splitlines()[2]
+    card = json.loads((repo / "models/gancodec.json").read_text())
+    opening = report.splitlines()[2]  # says it is a smoke run, names the model, claims no BD-rate
+    assert report.startswith("# gancodec report") and opening.startswith("**Smoke run**: 2 images × 2 gancodec"), opening
+    assert f"model {card['sha256'][:32]} (not a shipped release)" in opening and "BD-rate says nothing" in opening
+    assert (repo / "models/gancodec.sha256").read_text() == f"{card['sha256']}  gancodec.pt\n"
+    metrics = json.loads((repo / "reports/eval/metrics.json").read_text())  # numbers only
+    flat = pd.json_normalize(metrics).iloc[0].tolist()
+    assert metrics["images"] == 2 and metrics["points"] == 2 and "webp" in metrics["bd_rate_psnr"], metrics
+    assert all(v is None or isinstance(v, (int, float)) for v in flat), metrics
+    summary = json.loads((repo / "reports/eval/summary.json").read_text())
+    assert summary["weights_sha256"] == card["sha256"] and summary["versions"]["pillow"]
     for plot in ("rd_psnr.png", "rd_ms_ssim.png", "rd_ssimulacra2.png"):
         assert (repo / "reports/report" / plot).is_file() and plot in report
     assert "## How this was made" in report and "| pillow |" in report
@@ -61,7 +77,18 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     # old lambda's run; it used to be resumed at step 12 of 12, training nothing), evaluate follows.
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "ci run")
+    # The team remote (.dvc/config) on a real S3 API: bucket and endpoint from the environment
+    # (aiobotocore, under DVC, refuses the /dev/null config files that conftest points boto3 at)
+    (tmp_path / "aws_config").write_text("")
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "aws_config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "aws_config"))
+    env = dict(os.environ, GANCODEC_DVC_REMOTE=f"s3://{s3_bucket}/dvc", PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")
+    subprocess.run(["bash", str(REPO / "scripts/dvc_remote.sh")], cwd=repo, env=env, check=True, capture_output=True)
+    assert "everything is up to date" not in _dvc(repo, "push").lower()
+    keys = [o["Key"] for o in s3_client.list_objects_v2(Bucket=s3_bucket)["Contents"]]
+    assert keys and all(k.startswith("dvc/files/md5/") for k in keys)
     exp = _dvc(repo, "exp", "run", "-S", "train.lambda=0.013", timeout=600)
+    exp_name = re.search(r"Ran experiment\(s\): (\S+)", exp).group(1)
     for stage in ("train", "evaluate", "report"):
         assert f"Running stage '{stage}'" in exp, exp
     assert "Stage 'validate' didn't change" in exp and "Running stage 'validate'" not in exp, exp
@@ -87,3 +114,30 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path):
     assert "Running stage 'train'" in more and "resumed models/run/last.pt at step 12" in more, more
     assert "Running stage 'evaluate'" not in more, more
     assert pd.read_csv(repo / "dvclive/train/plots/metrics/train/bpp.tsv", sep="\t").step.tolist() == [12]
+
+    # Offline plots: the committed template inlines Vega, so the page loads nothing from the network
+    _dvc(repo, "plots", "show", "-o", "plots_html")
+    page = (repo / "plots_html/index.html").read_text()
+    assert "vegaEmbed(" in page and "dvclive/train/plots/metrics" in page and "reports/eval/curves.csv" in page
+    assert not re.search(r"<(script|link|img)[^>]+(src|href)=[\"']?(https?:)?//", page)
+
+    # Sharing: push the experiment, then a fresh clone pulls data, models and the experiment
+    origin = tmp_path / "origin.git"
+    git(tmp_path, "init", "-q", "--bare", str(origin))
+    git(repo, "remote", "add", "origin", str(origin))
+    git(repo, "push", "-q", "origin", "HEAD:refs/heads/main")
+    _dvc(repo, "exp", "push", "origin", exp_name)
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "-q", "-b", "main", str(origin), str(clone))
+    fresh = json.loads(_dvc(clone, "status", "--json"))  # before any pull: outs missing, no dependency changed
+    assert not [s for s, changes in fresh.items() for c in changes if isinstance(c, dict) and "changed deps" in c], fresh
+    subprocess.run(["bash", str(REPO / "scripts/dvc_remote.sh")], cwd=clone, env=env, check=True, capture_output=True)
+    _dvc(clone, "pull")
+    assert "Data and pipelines are up to date" in _dvc(clone, "status"), _dvc(clone, "status")
+    assert (clone / "models/gancodec.pt").is_file() and (clone / "data/raw/kodak/kodim01.png").is_file()
+    _dvc(clone, "exp", "pull", "origin", exp_name)
+    _dvc(clone, "exp", "apply", exp_name)
+    _dvc(clone, "checkout")
+    card = json.loads((clone / "models/gancodec.json").read_text())
+    assert card["train"]["lmbda"] == 0.013
+    assert hashlib.sha256((clone / "models/gancodec.pt").read_bytes()).hexdigest() == card["sha256"]

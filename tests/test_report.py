@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -9,7 +10,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
-from gancodec.eval.report import bpg_window, headline, published_bd_rates
+from gancodec.eval.report import CURATED_ANCHORS, bpg_window, curated_anchors, headline, published_bd_rates, write_report
 from sample_images import coffee
 
 
@@ -47,6 +48,25 @@ def test_headline_without_overlap_says_so():
     assert "no BD-rate could be computed" in headline(curves, {"images": 3}, "mine", {})
 
 
+def test_report_plots_a_curated_few_published_curves(tmp_path):
+    """A folder of ~60 published curves: the plot keeps BPG, VTM, the hyperprior, ELIC and HiFiC."""
+    names = [f"paper-{i}" for i in range(55)] + list(CURATED_ANCHORS)
+    anchors = pd.concat([pd.DataFrame({"name": n, "bpp": [0.2, 0.5, 1.0], "psnr": [28.0, 31.0, 34.0]}) for n in names])
+    kept = curated_anchors(anchors)
+    assert list(kept.name.unique()) == [n for n in names if n in CURATED_ANCHORS] and kept.name.nunique() == 5
+    assert curated_anchors(anchors, ["vtm"]).name.unique().tolist() == ["vtm"]
+    ev = tmp_path / "eval"
+    ev.mkdir()
+    pts = np.array([0.1, 0.2, 0.4, 0.8, 1.6])
+    curves = pd.concat([_curve("gancodec", pts, [27, 29, 31, 33, 35]), _curve("webp", pts, [26, 28, 30, 32, 34])])
+    curves.assign(encode_s=0.1, decode_s=0.1).to_csv(ev / "curves.csv", index=False)
+    (ev / "summary.json").write_text(json.dumps({"images": 24, "weights_sha256": "ab" * 32}))
+    text = (write_report(ev, tmp_path / "out", anchors, dataset="Kodak")).read_text()
+    assert f"model {'ab' * 16} (not a shipped release)" in text.splitlines()[2]
+    assert "-" in text.splitlines()[2] and "Smoke" not in text
+    assert "ELIC (He 2022), published" in text and "paper-3" not in text
+
+
 def test_eval_cli_on_a_folder(tmp_path):
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -62,7 +82,13 @@ def test_eval_cli_on_a_folder(tmp_path):
     assert (rd.bpp == rd.bytes * 8 / (192 * 224)).all()
     assert rd[rd.bpp <= 2.0].ssimulacra2.notna().all()
     report = (out / "report/README.md").read_text()
-    assert report.splitlines()[2].startswith("On photos (2 images), gancodec's BD-rate at equal PSNR is")
+    # 2 images x 2 points: a smoke run, said so, naming the model (the shipped one), claiming no BD-rate
+    opening = report.splitlines()[2]
+    assert opening.startswith("**Smoke run**: 2 images × 2 gancodec quality points, model "), opening
+    assert "BD-rate says nothing" in opening and opening.endswith("(the tables keep them for the record).")
+    assert "(v1." in opening  # the shipped weights name their release
+    assert set(json.loads((out / "metrics.json").read_text())) == {"images", "points", "bd_rate_psnr", "bd_rate_ms_ssim",
+                                                                   "bd_rate_ssimulacra2"}
 
     missing = subprocess.run([sys.executable, "-m", "gancodec.eval", str(tmp_path / "nope"), "--out", str(out)],
                              capture_output=True, text=True, timeout=120)

@@ -24,7 +24,7 @@ DEFAULT_CODECS = ["jpeg420", "jpeg444", "webp", "avif", "jxl", "hevc444"]
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m gancodec.eval", description=__doc__.splitlines()[0])
     p.add_argument("images", help="a folder of PNG/JPEG images, or a CSV with a 'path' column")
-    p.add_argument("--out", required=True, help="folder for rd.csv, curves.csv, metrics.json and report/")
+    p.add_argument("--out", required=True, help="folder for rd.csv, curves.csv, summary.json, metrics.json and report/")
     p.add_argument("--weights", help="gancodec weights (default: the shipped ones)")
     p.add_argument("--qualities", type=float, nargs="+", default=[1, 2, 3, 4, 5, 6, 7, 8])
     p.add_argument("--codecs", nargs="+", default=DEFAULT_CODECS, choices=sorted(CLASSICAL), metavar="CODEC",

@@ -1,14 +1,17 @@
 """The `evaluate` stage's logic: our codec and the classical ones on a test set, from real bytes.
 
 Writes ``rd.csv`` (one row per image, codec and setting), ``curves.csv`` (per codec and setting,
-averaged over images) and ``metrics.json`` (BD-rates per quality metric, skipped codecs, timing
-per codec, tool versions, git revision).
+averaged over images), ``summary.json`` (every BD-rate, skipped codecs, timing per codec, tool
+versions, machine, git revision, the weights' sha256) and ``metrics.json``: numbers only, the
+ones to compare across experiments (``dvc metrics show``): image and point counts and
+gancodec's BD-rates against each anchor.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 from pathlib import Path
 from typing import Sequence
@@ -98,8 +101,27 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
     }
     first = next(iter(images))
     summary["side_by_side"] = {"image": first, "panels": side_by_side(images[first], out / "crops.png", weights=weights)}
-    (out / "metrics.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    from ..weights import default_weights_path
+
+    summary["weights_sha256"] = hashlib.sha256(Path(weights or default_weights_path()).read_bytes()).hexdigest()
+    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=float) + "\n")
+    (out / "metrics.json").write_text(json.dumps(headline_metrics(summary), indent=2) + "\n")
     return summary
+
+
+def headline_metrics(summary: dict, codec: str = "gancodec") -> dict:
+    """The numbers of ``summary`` that experiments are compared on (numbers only, few enough for
+    ``dvc exp show``): counts and ``codec``'s BD-rate (percent, negative = fewer bits) per quality
+    metric against the evaluation's anchor (the first one it has; every other pair of codecs is in
+    summary.json)."""
+    out = {"images": int(summary["images"]), "points": len(summary.get(codec) or [])}
+    for metric in METRICS:
+        table = summary.get(f"bd_rate_{metric}") or {}
+        for anchor, vals in table.items():
+            if codec in vals:
+                out[f"bd_rate_{metric}"] = {anchor: vals[codec]}
+                break
+    return out
 
 
 def _timing(df: pd.DataFrame, sizes: dict[str, int]) -> dict:

@@ -1,6 +1,6 @@
 """What made a set of numbers: package and codec versions, the git revision, the machine.
 
-Written into ``metrics.json`` by the evaluate stage and printed at the end of the report, so a
+Written into ``summary.json`` by the evaluate stage and printed at the end of the report, so a
 reader can rerun the same measurement with the same tools.
 """
 

@@ -35,28 +35,63 @@ def _axis(frame: pd.DataFrame, metric: str) -> pd.Series:
     return frame[metric].map(metrics.ms_ssim_db) if metric == "ms_ssim" else frame[metric]
 
 
+#: The published curves a report plots, with the names a reader knows (a few, so the plot reads):
+#: the classical state of the art (BPG, VTM), the learned model ours is built on (the scale
+#: hyperprior), a strong learned one (ELIC) and a GAN codec (HiFiC, the realism decoder's model).
+CURATED_ANCHORS = {
+    "bpg_444_x265_ycbcr": "BPG 4:4:4 (x265)",
+    "vtm": "VTM (H.266 intra)",
+    "paper-bmshj2018-hyperprior": "Hyperprior (Ballé 2018)",
+    "paper-elic2022_mse": "ELIC (He 2022)",
+    "data:hific": "HiFiC (Mentzer 2020, GAN)",
+}
+SMOKE_IMAGES, SMOKE_POINTS = 8, 4  # fewer test images or gancodec points than this: a smoke run
+
+
+def curated_anchors(anchors: pd.DataFrame | None, names=None) -> pd.DataFrame | None:
+    """The published curves named in ``names`` (default ``CURATED_ANCHORS``), in that order."""
+    if anchors is None:
+        return None
+    names = list(names) if names else list(CURATED_ANCHORS)
+    return anchors[anchors["name"].isin(names)]
+
+
+def _anchor_label(name: str) -> str:
+    return CURATED_ANCHORS.get(name, name) + ", published"
+
+
 def rd_plot(curves: pd.DataFrame, path: Path, anchors: pd.DataFrame | None = None, metric: str = "psnr",
-            max_bpp: float = 2.0) -> None:
-    """RD curves of every measured codec (and published anchors that have ``metric``) to a PNG."""
+            max_bpp: float = 2.0, title: str | None = None) -> None:
+    """RD curves of every measured codec (and the published anchors that have ``metric``) to ``path``.
+
+    The legend sits beside the axes, one line a curve: measured codecs solid, published dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 5), dpi=110)
-    for codec, g in curves.groupby("codec"):
-        g = g[g[metric].notna()].sort_values("bpp")
+    fig, ax = plt.subplots(figsize=(9.5, 5), dpi=110)
+    solid, dashed = list(plt.cm.tab10.colors[:6]), list(plt.cm.tab10.colors[6:]) + ["#1a237e", "#b71c1c"]
+    measured = sorted((c for c in curves.codec.unique() if c != "gancodec"), key=_name)
+    for i, codec in enumerate(["gancodec", *measured] if "gancodec" in set(curves.codec) else measured):
+        g = curves[(curves.codec == codec) & curves[metric].notna()].sort_values("bpp")
         ours = codec == "gancodec"
-        ax.plot(g.bpp, _axis(g, metric), "o-" if ours else ".-", lw=2.5 if ours else 1.2, label=f"{codec} (measured)")
+        color = "black" if ours else solid[(i - 1) % len(solid)]
+        ax.plot(g.bpp, _axis(g, metric), "o-" if ours else ".-", lw=2.6 if ours else 1.3, ms=6 if ours else 4,
+                color=color, zorder=3 if ours else 2, label=f"{_name(codec)}, measured")
     if anchors is not None and metric in anchors:
-        for name, g in anchors[anchors[metric].notna()].groupby("name"):
+        shown = anchors[anchors[metric].notna() & (anchors.bpp <= max_bpp * 1.5)]
+        for i, (name, g) in enumerate(shown.groupby("name", sort=False)):
             g = g.sort_values("bpp")
-            ax.plot(g.bpp, _axis(g, metric), "--", lw=1, alpha=0.7, label=f"{name} (published)")
+            ax.plot(g.bpp, _axis(g, metric), "x--" if len(g) < 4 else "--", lw=1.3, color=dashed[i % len(dashed)],
+                    label=_anchor_label(name))
     ax.set_xlim(0, max_bpp)
     ax.set_xlabel("bits per pixel (file bytes)")
     ax.set_ylabel(AXES[metric])
+    if title:
+        ax.set_title(title, fontsize=10)
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, ncol=2)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
@@ -122,20 +157,58 @@ def _fmt(v, spec: str) -> str:
     return "n/a" if v is None or v != v else format(v, spec)
 
 
+def model_label(summary: dict) -> str:
+    """``model 0123abcd… (v1.5)``: the weights' model id (as a .gcx names it) and release, if any."""
+    sha = summary.get("weights_sha256")
+    if not sha:
+        return "model not recorded"
+    from ..weights.history import version_of
+
+    try:
+        release = version_of(sha[:32])
+    except (OSError, ValueError, KeyError):
+        release = None
+    return f"model {sha[:32]} ({release['version'] if release else 'not a shipped release'})"
+
+
+def is_smoke(curves: pd.DataFrame, summary: dict) -> bool:
+    """Too few images or gancodec points for the numbers to say anything (the ci profile)."""
+    return summary["images"] < SMOKE_IMAGES or (curves.codec == "gancodec").sum() < SMOKE_POINTS
+
+
+def _read_summary(ev: Path) -> dict:
+    """The evaluate stage's ``summary.json`` (older evaluations kept everything in ``metrics.json``)."""
+    path = ev / "summary.json"
+    return json.loads((path if path.exists() else ev / "metrics.json").read_text())
+
+
 def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFrame | None = None,
-                 dataset: str = "test set", classes: str | Path | None = None) -> Path:
+                 dataset: str = "test set", anchor_names=None, classes: str | Path | None = None) -> Path:
     """Write ``README.md`` and the RD plots into ``out_dir`` from the evaluate stage's outputs
-    (and the per-class table from ``classes``, the evaluate_classes stage's classes.json)."""
+    (and the per-class table from ``classes``, the evaluate_classes stage's classes.json).
+
+    Published curves: ``anchor_names`` of ``anchors`` (default ``CURATED_ANCHORS``)."""
     ev, out = Path(eval_dir), Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     curves = pd.read_csv(ev / "curves.csv")
-    summary = json.loads((ev / "metrics.json").read_text())
+    summary = _read_summary(ev)
+    anchors = curated_anchors(anchors, anchor_names)
     published = published_bd_rates(curves, anchors)
-    lines = [f"# gancodec report: {dataset}", "", headline(curves, summary, dataset, published), ""]
+    model = model_label(summary)
+    points = int((curves.codec == "gancodec").sum())
+    if is_smoke(curves, summary):
+        opening = (f"**Smoke run**: {summary['images']} images × {points} gancodec quality points, {model}. "
+                   "It checks that the pipeline runs end to end; with so few points a BD-rate says nothing, so "
+                   "none is claimed here (the tables keep them for the record).")
+        title = f"SMOKE RUN: {summary['images']} images × {points} points, {dataset}"
+    else:
+        opening = headline(curves, summary, dataset, published) + f" Weights: {model}."
+        title = f"{dataset}, {summary['images']} images, {model}"
+    lines = [f"# gancodec report: {dataset}", "", opening, ""]
 
     axes = [m for m in AXES if m in curves and curves[m].notna().any()]
     for m in axes:
-        rd_plot(curves, out / f"rd_{m}.png", anchors, metric=m)
+        rd_plot(curves, out / f"rd_{m}.png", anchors, metric=m, title=title)
         lines += [f"![RD curves, {AXES[m]}](rd_{m}.png)", ""]
 
     lines += ["## BD-rate, percent (negative = fewer bits than the anchor at equal quality)", ""]
@@ -148,7 +221,7 @@ def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFram
         lines += [f"SSIMULACRA2 is scored up to {summary['perceptual_max_bpp']} bpp; points above have none.", ""]
     if published:
         lines += ["**gancodec against published Kodak curves (PSNR)**", ""]
-        lines += _table(["published curve", "BD-rate"], [[n, _pct(v)] for n, v in sorted(published.items())]) + [""]
+        lines += _table(["published curve", "BD-rate"], [[_anchor_label(n), _pct(v)] for n, v in published.items()]) + [""]
 
     window = bpg_window(curves, anchors)
     if window:
