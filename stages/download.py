@@ -29,7 +29,7 @@ def main(argv=None) -> int:
     try:
         prm = DownloadParams.load(args.params)
         sources = parse_sources(read_sources(args.sources))
-        rows = download_sources(sources, args.out, take=prm.take, mirror=prm.mirror or None, cache_dir=prm.cache)
+        rows = download_sources(sources, args.out, take=prm.take_map(), mirror=prm.mirror or None, cache_dir=prm.cache)
     except GancodecError as exc:
         print(f"download: {exc}", file=sys.stderr)
         return 1

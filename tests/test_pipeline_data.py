@@ -79,7 +79,7 @@ def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["profile"] = "ci"
     params["download"]["mirror"] = str(tmp_path / "mirror")
-    params["download"]["profiles"]["ci"]["take"] = {"kodak": 2, "cid22_photos": 4}
+    params["download"]["profiles"]["ci"]["take"] = ["kodak=2", "cid22_photos=4"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sources = yaml.safe_load((REPO / "data/sources.yaml").read_text())
     for source, entries in files.items():

@@ -176,21 +176,35 @@ class Section:
 @dataclass(frozen=True)
 class DownloadParams(Section):
     SECTION: ClassVar[str] = "download"
-    #: files taken per source: a count (the first N by name) or "all"; unlisted sources are skipped
-    take: dict[str, int | str] = field(default_factory=dict)
+    #: the sources to fetch: `name` (all its files) or `name=N` (the first N by name); a mapping
+    #: {name: N | all} works too. Unlisted sources are skipped. See take_map().
+    take: list[str] | dict[str, int | str] = field(default_factory=list)
     #: a local folder or s3://bucket/prefix tried before the URLs; files are sha256-pinned, so where
     #: they come from does not change the outputs (untracked)
     mirror: str | None = field(default=None, metadata=UNTRACKED)
     #: partial downloads and archives survive here between runs
     cache: str | None = field(default=None, metadata=UNTRACKED)
 
+    def take_map(self) -> dict[str, int | str]:
+        """``take`` as the library wants it: source -> file count or "all"."""
+        if isinstance(self.take, dict):
+            return dict(self.take)
+        out: dict[str, int | str] = {}
+        for item in self.take:
+            name, _, count = item.partition("=")
+            if count and not count.strip().isdigit():
+                raise DataError(f"params: download.take entry {item!r}: use `name` or `name=N` (N files)")
+            out[name.strip()] = int(count) if count else "all"
+        return out
+
 
 @dataclass(frozen=True)
 class ValidateParams(Section):
     SECTION: ClassVar[str] = "validate"
     min_side: int = 256
-    dhash_size: int = 16
     near_dup_max_hamming: int = 36
+    #: the near-duplicate hash's side (16: 256 bits); near_dup_max_hamming was measured for 16
+    dhash_size: int = field(default=16, metadata=UNTRACKED)
 
 
 @dataclass(frozen=True)
