@@ -7,8 +7,9 @@
 #   scripts/refresh_lock.sh              # evaluate: re-measure 2 images; if equal, `dvc commit`
 #   scripts/refresh_lock.sh --rerun-eval # evaluate: rerun in full (Kodak, ~20 min idle 2 cores)
 #
-# download/validate/split/train run for real when their code, params or outputs changed (minutes:
-# the default profile trains 0 steps, so train copies the shipped weights). The evaluate stage's
+# download/validate/synthesize/split/train run for real when their code, params or outputs changed
+# (minutes: the default profile trains 0 steps, so train copies the shipped weights), and so do
+# evaluate_classes (the per-class table, ~15 min on 2 idle cores when it reruns) and report. The evaluate stage's
 # outputs are committed; when only code it depends on changed (a refactor), scripts/check_eval.py
 # re-measures the first 2 Kodak images with today's code and, if every file size and PSNR/MS-SSIM
 # equals the committed rd.csv, `dvc commit evaluate` records the new code hashes; anything else
@@ -46,8 +47,8 @@ else
   echo "evaluate: rerunning ($status)"
   dvc repro evaluate
 fi
-echo "== report"
-dvc repro report
+echo "== the rest (evaluate_classes, report): real runs where anything changed"
+dvc repro
 dvc status
 echo "refresh_lock: done in ${SECONDS}s; commit these:"
 git status --short
