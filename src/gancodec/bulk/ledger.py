@@ -197,8 +197,13 @@ def rows_relation(con: Any, files: Sequence[tuple[str | os.PathLike, str]], name
     return True
 
 
-def latest_view(con: Any, rows: str, name: str) -> None:
-    """View ``name``: the deciding row per source key, the newest non-skipped one (ties: the later in order)."""
+def latest_view(con: Any, rows: str, name: str, unique: bool = False) -> None:
+    """View ``name``: the deciding row per source key, the newest non-skipped one (ties: the
+    later in order). ``unique``: ``rows`` already has one row per key (the merged view alone),
+    so no aggregate is needed."""
+    if unique:
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_ord) FROM {rows} WHERE status <> 'skipped'")
+        return
     # arg_max over a GROUP BY, not a window: DuckDB spills a hash aggregate to disk under its
     # memory limit, where a window over millions of rows ran out of memory
     cols = ", ".join(MANIFEST_COLUMNS)

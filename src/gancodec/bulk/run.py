@@ -112,13 +112,18 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
             f"SELECT key, error_kind, error FROM runrows WHERE status = 'failed' ORDER BY key LIMIT {MAX_FAILURES}").fetchall()]
         # the merged view: the old one + every part not in it yet (ours included) + the leftover rows
         files, _ = fetch_state(dst_store, scratch, {**p.state, "parts": cached})
+        new_parts = any(key for _, key in files)  # parts not in the merged view yet (ours included)
         files = compact(files, scratch / "all-parts.parquet")
-        ledger.rows_relation(con, files + extra, "allrows")
-        ledger.latest_view(con, "allrows", "merged")
-        for fmt in ("parquet", "csv"):
-            out = scratch / f"merged.{fmt}"
-            ledger.copy_out(con, ledger.manifest_select("merged"), out, fmt)
-            dst_store.put_file(f"{MERGED_MANIFEST}.{fmt}", out, content_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv")
+        if files and not new_parts and not extra:
+            pass  # nothing new since the merged view (a run that only skipped): it is current as it is
+        else:
+            ledger.rows_relation(con, files + extra, "allrows")
+            ledger.latest_view(con, "allrows", "merged")
+            for fmt in ("parquet", "csv"):
+                out = scratch / f"merged.{fmt}"
+                ledger.copy_out(con, ledger.manifest_select("merged"), out, fmt)
+                dst_store.put_file(f"{MERGED_MANIFEST}.{fmt}", out,
+                                   content_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv")
     finally:
         con.close()
     ledger.remove_scratch(scratch)
