@@ -186,7 +186,9 @@ def plan(
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, files, "prev")
-        ledger.latest_view(con, "prev", "state", unique=len(files) == 1 and files[0][1] == "" and Path(files[0][0]).name == "merged.parquet")
+        # always the spilling aggregate: joining the merged view's rows directly (no aggregate)
+        # ran DuckDB out of its memory limit at a million objects
+        ledger.latest_view(con, "prev", "state")
         jobs, skipped, result.pending, result.skipped = ledger.plan_files(
             con, scratch / "listing.parquet", scratch / "outputs.parquet", "state", scratch, run_id=run_id, model_id=model_id,
             label=settings.label, target_bpp=settings.bpp, keep_other_models=not settings.recompress_other_models,
