@@ -124,7 +124,10 @@ def synthesize(model: HyperpriorCodec, y_hat: torch.Tensor, rate: float, grid: T
         wy0, wx0 = max(0, ly0 - DECODE_HALO), max(0, lx0 - DECODE_HALO)
         wy1, wx1 = min(lh, ly1 + DECODE_HALO), min(lw, lx1 + DECODE_HALO)
         window = y_hat[:, :, wy0:wy1, wx0:wx1].to(device).contiguous(memory_format=torch.channels_last)
-        x_hat = model.synthesis(window, rate)
+        if getattr(model, "uses_origin", False):  # position-keyed noise (models/detail.py)
+            x_hat = model.synthesis(window, rate, origin=(wy0 * 16, wx0 * 16))
+        else:
+            x_hat = model.synthesis(window, rate)
         oy, ox = (ly0 - wy0) * 16, (lx0 - wx0) * 16
         py1, px1 = min(grid.height, ly1 * 16), min(grid.width, lx1 * 16)
         core = x_hat[0, :, oy : oy + py1 - ly0 * 16, ox : ox + px1 - lx0 * 16]

@@ -23,6 +23,7 @@ import torch
 from ..errors import ModelError
 from ..fsutil import atomic_write_bytes
 from ..models import HyperpriorCodec
+from ..models.detail import DetailCodec, DetailConfig, DetailGenerator
 from . import WEIGHTS_DIR, LoadedModel, file_signature
 
 SHIPPED_REALISM = WEIGHTS_DIR / "realism-v1.pt"
@@ -40,6 +41,22 @@ def export_realism(g_s: torch.nn.Module, base_model_id: str, path: str | os.Path
     atomic_write_bytes(Path(path).with_suffix(".json"), (json.dumps(
         {"sha256": digest, "base_model_id": base_model_id, **{k: v for k, v in meta.items() if isinstance(v, (int, float, str))}},
         indent=2) + "\n").encode())
+    return digest
+
+
+def export_detail(gen: torch.nn.Module, base_model_id: str, path: str | os.PathLike, **meta) -> str:
+    """Write a detail-generator realism file (float16; :mod:`gancodec.models.detail`) and its card;
+    return the sha256."""
+    state = {k: v.detach().cpu().half() if v.is_floating_point() else v.detach().cpu() for k, v in gen.state_dict().items()}
+    buf = io.BytesIO()
+    torch.save({"kind": "realism", "arch": "detail", "detail_config": gen.cfg.to_dict(), "base_model_id": base_model_id,
+                "state_dict": state, **meta}, buf)
+    data = buf.getvalue()
+    atomic_write_bytes(path, data)
+    digest = hashlib.sha256(data).hexdigest()
+    card = {"sha256": digest, "base_model_id": base_model_id, "arch": "detail",
+            **{k: v for k, v in meta.items() if isinstance(v, (int, float, str, dict))}}
+    atomic_write_bytes(Path(path).with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
     return digest
 
 
@@ -66,6 +83,11 @@ def parse_realism(path: Path, data: bytes) -> dict:
 
 def load_realism_state(lm: LoadedModel, path: str | os.PathLike | None = None) -> dict[str, torch.Tensor]:
     """The realism decoder's float32 state for ``lm``; ModelError when missing, damaged or for another model."""
+    return {k: v.float() for k, v in load_realism(lm, path)["state_dict"].items()}
+
+
+def load_realism(lm: LoadedModel, path: str | os.PathLike | None = None) -> dict:
+    """The realism file for ``lm`` as a dict; ModelError when missing, damaged or for another model."""
     p = _realism_path(lm, path)
     if not p.is_file():
         raise ModelError(f"realism decoder: {p} not found; none is shipped for model {lm.model_id} yet. Train one "
@@ -81,7 +103,7 @@ def load_realism_state(lm: LoadedModel, path: str | os.PathLike | None = None) -
     if ckpt["base_model_id"] != lm.model_id:
         raise ModelError(f"{p}: realism decoder trained for model {ckpt['base_model_id']}, but the stream's model is "
                          f"{lm.model_id}; use the realism weights made for that model")
-    return {k: v.float() for k, v in ckpt["state_dict"].items()}
+    return ckpt
 
 
 MIXES_KEPT = 4  # decoders kept per process: one per (file version, strength, device), least recently used dropped
@@ -103,7 +125,13 @@ def realism_model(lm: LoadedModel, strength: float = 1.0, path: str | os.PathLik
         if key in _cache:
             _cache.move_to_end(key)
         else:
-            realism = load_realism_state(lm, p)
+            ckpt = load_realism(lm, p)
+            if ckpt.get("arch") == "detail":
+                _cache[key] = _detail_model(lm, ckpt, p, key[2], device)
+                while len(_cache) > MIXES_KEPT:
+                    _cache.popitem(last=False)
+                return _cache[key]
+            realism = {k: v.float() for k, v in ckpt["state_dict"].items()}
             model = copy.deepcopy(lm.model)
             fidelity = lm.model.g_s.state_dict()
             try:
@@ -116,3 +144,15 @@ def realism_model(lm: LoadedModel, strength: float = 1.0, path: str | os.PathLik
             while len(_cache) > MIXES_KEPT:
                 _cache.popitem(last=False)
         return _cache[key]
+
+
+def _detail_model(lm: LoadedModel, ckpt: dict, p: Path, strength: float, device) -> DetailCodec:
+    """The base model plus ``strength`` x the detail generator of a ``arch: detail`` realism file."""
+    try:
+        gen = DetailGenerator(DetailConfig.from_dict(ckpt["detail_config"]))
+        gen.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    except (KeyError, TypeError, RuntimeError) as exc:
+        raise ModelError(f"{p}: not a valid detail-generator realism file ({exc})") from None
+    if gen.cfg.latent_channels != lm.model.config.M:
+        raise ModelError(f"{p}: detail generator for {gen.cfg.latent_channels} latent channels, the model has {lm.model.config.M}")
+    return DetailCodec(lm.on(torch.device(device)), gen.to(device).eval(), strength)
