@@ -1,0 +1,84 @@
+"""The detail-generator realism decoder (models/detail.py) and its CPU training on cached decodes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from gancodec import compress, decompress
+from gancodec.errors import ModelError
+from gancodec.models.detail import DetailConfig, DetailGenerator, position_noise
+from gancodec.weights import load_model
+from gancodec.weights.realism import export_detail, realism_model
+
+
+def test_position_noise_depends_only_on_the_absolute_position():
+    whole = position_noise(1, 4, 40, 50)
+    part = position_noise(1, 4, 16, 20, y0=9, x0=23)
+    assert torch.equal(part, whole[:, :, 9:25, 23:43])
+    assert abs(float(whole.mean())) < 0.1 and 0.9 < float(whole.std()) < 1.1
+    assert float(torch.corrcoef(torch.stack([whole[0, 0].flatten(), whole[0, 1].flatten()]))[0, 1]) < 0.1
+
+
+def test_generator_starts_as_the_identity_and_keeps_the_size():
+    g = DetailGenerator(DetailConfig(width=8, blocks=1))
+    x = torch.rand(2, 3, 64, 96)
+    y = torch.randn(2, 192, 6, 8)
+    assert torch.equal(g(x, y, g.noise_for(x), margin=1), torch.zeros_like(x))
+
+
+@pytest.fixture(scope="module")
+def detail_file(tmp_path_factory):
+    torch.manual_seed(0)
+    g = DetailGenerator(DetailConfig(width=8, blocks=1))
+    torch.nn.init.normal_(g.tail.weight, std=0.05)  # a generator that adds something
+    path = tmp_path_factory.mktemp("detail") / "realism.pt"
+    export_detail(g, load_model().model_id, path, step=1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def stream():
+    rng = np.random.default_rng(0)
+    x = (np.indices((96, 128)).sum(0) % 7 * 30).astype(np.uint8)[:, :, None].repeat(3, 2)
+    return compress(np.clip(x + rng.integers(0, 40, x.shape), 0, 255).astype(np.uint8), quality=1)
+
+
+def test_same_stream_decodes_deterministically_and_strength_interpolates(stream, detail_file):
+    fid = np.asarray(decompress(stream)).astype(int)
+    real = np.asarray(decompress(stream, realism=1.0, realism_weights=detail_file)).astype(int)
+    again = np.asarray(decompress(stream, realism=1.0, realism_weights=detail_file)).astype(int)
+    half = np.asarray(decompress(stream, realism=0.5, realism_weights=detail_file)).astype(int)
+    assert np.array_equal(real, again)
+    assert np.abs(real - fid).mean() > 0.5
+    inside = (real > 0) & (real < 255) & (fid > 0) & (fid < 255)  # where nothing clipped
+    assert np.abs(half - (fid + real) / 2)[inside].max() <= 1.01  # the rounding of each
+    assert np.array_equal(np.asarray(decompress(stream, realism=0.0, realism_weights=detail_file)), fid)
+
+
+def test_tiled_decode_is_the_same_at_any_window_size(stream, detail_file):
+    from gancodec import bitstream
+    from gancodec.tiling import TileGrid, decode_latents as dec, synthesize
+
+    header, payloads = bitstream.read(stream)
+    lm = load_model()
+    grid = TileGrid(header.height, header.width, header.tile_size)
+    y_hat = dec(lm.coder, payloads, grid, lm.model.config.M, lm.model.config.N)
+    net = realism_model(lm, 1.0, detail_file)
+    a = synthesize(net, y_hat, header.quality - 1, grid, 3, 64, torch.device("cpu"))
+    b = synthesize(net, y_hat, header.quality - 1, grid, 3, 512, torch.device("cpu"))
+    assert np.abs(a.astype(int) - b).max() <= 1
+
+
+def test_a_realism_file_for_another_model_is_refused_in_one_line(stream, tmp_path):
+    g = DetailGenerator(DetailConfig(width=8, blocks=1))
+    path = tmp_path / "realism.pt"
+    export_detail(g, "0" * 32, path)
+    with pytest.raises(ModelError, match="trained for model 0{32}.*stream's model") as err:
+        decompress(stream, realism=True, realism_weights=path)
+    assert "\n" not in str(err.value)
+    card = json.loads(path.with_suffix(".json").read_text())
+    assert card["base_model_id"] == "0" * 32 and card["arch"] == "detail"
