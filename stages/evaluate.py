@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     p.add_argument("--test-list", required=True)
     p.add_argument("--weights", required=True)
     p.add_argument("--weights-sha256", help="the train stage's `<sha256>  <name>` file: the weights must match it")
+    p.add_argument("--realism-weights", default=None, help="the realism file (from train_realism)")
     p.add_argument("--out", required=True)
     a = p.parse_args(argv)
     try:
@@ -42,7 +43,8 @@ def main(argv=None) -> int:
         return 1
     summary = evaluate(a.test_list, a.out, weights=a.weights, qualities=prm.qualities, codecs=prm.codecs,
                        limit=prm.limit, anchor=prm.anchor, perceptual=prm.perceptual,
-                       perceptual_max_bpp=prm.perceptual_max_bpp, workers=prm.worker_count())
+                       perceptual_max_bpp=prm.perceptual_max_bpp, workers=prm.worker_count(),
+                       realism_weights=a.realism_weights, realism_qualities=prm.realism_qualities)
     print(json.dumps({"images": summary["images"], "codecs": summary["codecs"], "skipped": summary["skipped"]}))
     return 0
 

@@ -281,6 +281,8 @@ class EvaluateParams(Section):
     limit: int | None = None
     perceptual: bool = True
     perceptual_max_bpp: float = 2.0
+    #: qualities at which the realism decoder is measured beside fidelity and the codecs ([]: skipped)
+    realism_qualities: list[float] = field(default_factory=lambda: [1, 2])
     #: processes for the classical codecs; 0 = one per CPU core (results do not depend on it)
     workers: int = field(default=0, metadata=UNTRACKED)
 
@@ -312,7 +314,42 @@ class ReportParams(Section):
     anchor_curves: list[str] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class RealismParams(Section):
+    """Stage ``train_realism``: the detail-generator realism decoder over the trained model
+    (:mod:`gancodec.realism.detail_loop`)."""
+
+    SECTION: ClassVar[str] = "realism"
+    STAGE: ClassVar[str] = "train_realism"
+    init_from: str = "shipped"  # shipped (the package's realism generator, when there is one) | scratch | a realism file
+    steps: int = 300
+    max_seconds: float = 0.0
+    crops: int = 64  # cached 256x256 training crops
+    rate_max: float = 1.0  # rate points 0..rate_max (qualities 1..rate_max + 1)
+    batch_size: int = 8
+    window: int = 128
+    lr: float = 2e-4
+    w_mse: float = 100.0
+    w_tex: float = 1.0
+    w_adv: float = 0.0
+    seed: int = 0
+    log_every: int = 25
+    checkpoint_every_s: float = field(default=240.0, metadata=UNTRACKED)
+    threads: int = field(default=0, metadata=UNTRACKED)
+
+    def detail_config(self, train_list: str, base: str, cache_dir: str, run_dir: str, init_from: str | None):
+        """The library's ``DetailTrainConfig`` for this section (``init_from`` resolved by the caller)."""
+        from .realism.detail_loop import DetailTrainConfig
+
+        return DetailTrainConfig(data_dirs=[train_list], base=base, cache_dir=cache_dir, out_dir=run_dir,
+                                 init_from=init_from, crops=self.crops, rate_max=self.rate_max, steps=self.steps,
+                                 max_seconds=self.max_seconds, batch_size=self.batch_size, window=self.window,
+                                 lr=self.lr, w_mse=self.w_mse, w_tex=self.w_tex, w_adv=self.w_adv, seed=self.seed,
+                                 log_every=self.log_every, checkpoint_every_s=self.checkpoint_every_s,
+                                 threads=self.threads)
+
+
 #: Every section, by the dvc.yaml stage that reads it (a new stage's section is added here).
 SECTIONS: dict[str, type[Section]] = {cls.STAGE or cls.SECTION: cls for cls in
                                       (DownloadParams, ValidateParams, SplitParams, SyntheticParams, TrainParams,
-                                       EvaluateParams, ClassesParams, ReportParams)}
+                                       RealismParams, EvaluateParams, ClassesParams, ReportParams)}

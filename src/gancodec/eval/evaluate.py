@@ -57,11 +57,15 @@ METRICS = ("psnr", "ms_ssim", "ssimulacra2")  # the quality axes BD-rates are co
 
 def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, qualities: Sequence[float],
              codecs: Sequence[str], limit: int | None = None, anchor: str = "hevc444", perceptual: bool = True,
-             perceptual_max_bpp: float = 2.0, workers: int = 1, quiet: bool = False) -> dict:
+             perceptual_max_bpp: float = 2.0, workers: int = 1, quiet: bool = False,
+             realism_weights: str | None = None, realism_qualities: Sequence[float] = ()) -> dict:
     """Measure gancodec and ``codecs`` on every test image from real bytes; write the stage's outs.
 
     ``perceptual`` adds SSIMULACRA2 for points up to ``perceptual_max_bpp``. ``workers``
-    processes measure the classical codecs (one image each at a time).
+    processes measure the classical codecs (one image each at a time). With ``realism_weights``,
+    ``realism.csv`` holds the realism decoder beside the fidelity one and WebP/AVIF at no more
+    bytes at ``realism_qualities`` (:mod:`.realism_eval`: SWD, spectra, PSNR, MS-SSIM,
+    SSIMULACRA2), and ``summary.json`` issue 19's check of it.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -99,6 +103,17 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
         "machine": provenance.machine(),
         "git": provenance.git_revision(),
     }
+    if realism_weights and realism_qualities:
+        from .realism_eval import check, realism_table
+
+        rcodecs = [c for c in ("webp", "avif") if baselines.availability().get(c) == "ok"]
+        _, rtable = realism_table(images, realism_qualities, weights=weights, realism_weights=realism_weights,
+                                  codecs=rcodecs, perceptual=perceptual)
+        rtable.to_csv(out / "realism.csv", index=False)
+        summary["realism"] = {"weights": str(realism_weights), "check": check(rtable, rcodecs),
+                              "rows": rtable.to_dict("records")}
+    elif realism_weights is not None:
+        pd.DataFrame().to_csv(out / "realism.csv", index=False)
     first = next(iter(images))
     summary["side_by_side"] = {"image": first, "panels": side_by_side(images[first], out / "crops.png", weights=weights)}
     from ..weights import default_weights_path

@@ -52,6 +52,7 @@ class DetailTrainConfig:
     cache_dir: str = "runs/realism-cache"
     out_dir: str = "runs/realism"
     base: str | None = None
+    init_from: str | None = None  # a realism file whose generator to start from (any base model)
     crops: int = 768  # cached 256x256 crops
     rate_min: float = 0.0  # rate points (quality - 1) of the cached crops
     rate_max: float = 1.0
@@ -113,7 +114,7 @@ def build_cache(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = Non
         if old != meta:
             raise ValueError(f"{out}: cache made for {old}, not {meta}; use another cache_dir")
     atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
-    shards = -(-cfg.crops // SHARD)
+    shards, per = -(-cfg.crops // SHARD), min(SHARD, cfg.crops)
     sampler = None
     t0 = time.time()
     for k in range(shards):
@@ -123,13 +124,13 @@ def build_cache(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = Non
         if sampler is None:
             sampler = CropSampler(paths, CACHE_CROP, seed=cfg.seed)
         sampler.rng = np.random.default_rng([cfg.seed, k])  # a shard's crops do not depend on the others
-        x = sampler.batch(SHARD, uint8=True)
-        rate = torch.from_numpy(sampler.rng.uniform(cfg.rate_min, cfg.rate_max, SHARD).astype(np.float32))
+        x = sampler.batch(per, uint8=True)
+        rate = torch.from_numpy(sampler.rng.uniform(cfg.rate_min, cfg.rate_max, per).astype(np.float32))
         with torch.no_grad():
             xf = x.float() / 255
             y_hat = base.quantise(base.g_a(xf) * base.gain.gain(rate))
             y = y_hat * base.gain.inverse_gain(rate)
-            x_fid = torch.cat([base.g_s(y[i:i + 8]) for i in range(0, SHARD, 8)]).clamp(0, 1)
+            x_fid = torch.cat([base.g_s(y[i:i + 8]) for i in range(0, per, 8)]).clamp(0, 1)
         buf = io.BytesIO()
         torch.save({"x": x, "x_fid": x_fid.half(), "y": y.half(), "rate": rate}, buf)
         atomic_write_bytes(shard, buf.getvalue())
@@ -237,6 +238,11 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         gen.load_state_dict(ck["generator"]); disc.load_state_dict(ck["discriminator"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"])
         step = int(ck["step"])
+    elif cfg.init_from:
+        ck = torch.load(cfg.init_from, map_location="cpu", weights_only=True)
+        if ck.get("arch") != "detail" or DetailConfig.from_dict(ck["detail_config"]) != gen.cfg:
+            raise ValueError(f"{cfg.init_from}: not a detail generator of this shape ({gen.cfg}); use init_from: scratch")
+        gen.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
     rng = np.random.default_rng([cfg.seed, step])
     tgen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
     log({"event": "start", "stage": "train_realism", "base_model_id": base_id, "crops": n, "step": step,
