@@ -50,8 +50,8 @@ def main(argv=None) -> int:
             live.next_step()
 
         try:
-            build_cache(cfg)
-            path = train_detail(cfg, on_log=on_log)
+            build_cache(cfg, replace_stale=True)  # the stage owns both folders: stale ones start afresh
+            path = train_detail(cfg, on_log=on_log, restart_stale=True)
         except (GancodecError, ValueError) as exc:
             print(f"train_realism: {exc}", file=sys.stderr)
             return 1

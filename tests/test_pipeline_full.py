@@ -28,9 +28,11 @@ def _experiments(show: list) -> list[dict]:
 def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeypatch):
     repo, params = ci_repo(tmp_path, scm=True)
 
-    out = _dvc(repo, "repro", timeout=900)  # eight stages, the first run: minutes on 2 busy cores
-    for stage in ("download", "validate", "synthesize", "split", "train", "evaluate", "evaluate_classes", "report"):
+    out = _dvc(repo, "repro", timeout=900)  # nine stages, the first run: minutes on 2 busy cores
+    for stage in ("download", "validate", "synthesize", "split", "train", "train_realism", "evaluate",
+                  "evaluate_classes", "report"):
         assert f"Running stage '{stage}'" in out, out
+    assert out.index("Running stage 'train_realism'") < out.index("Running stage 'evaluate'")
     assert (repo / "models/gancodec.pt").is_file() and (repo / "models/run/last.pt").is_file()
     card = json.loads((repo / "models/gancodec.json").read_text())
     assert card["steps"] == 12 and card["profile"] == "ci"
@@ -43,6 +45,13 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     assert sorted(rd[rd.codec == "gancodec"].setting.unique()) == [2.0, 6.0]
     scored = rd.dropna(subset=["ssimulacra2"])
     assert len(scored) and (scored.bpp <= 2.0).all() and rd[rd.bpp > 2.0].ssimulacra2.isna().all()
+    realism = json.loads((repo / "models/realism.json").read_text())
+    base_id = hashlib.sha256((repo / "models/gancodec.pt").read_bytes()).hexdigest()[:32]
+    assert realism["arch"] == "detail" and realism["step"] == 4 and realism["base_model_id"] == base_id
+    assert json.loads((repo / "dvclive/train_realism/metrics.json").read_text())["train"]["psnr"] > 0
+    rr = pd.read_csv(repo / "reports/eval/realism.csv")
+    assert {"fidelity", "realism", "fid+noise", "webp"} <= set(rr.decoder) and (rr.swd > 0).all()
+    assert "realism" in json.loads((repo / "reports/eval/summary.json").read_text())
     report = (repo / "reports/report/README.md").read_text()
     card = json.loads((repo / "models/gancodec.json").read_text())
     opening = report.splitlines()[2]  # says it is a smoke run, names the model, claims no BD-rate
@@ -103,6 +112,12 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
               if e["params"]["params.yaml"]["data"]["train"]["lambda"] == 0.013]
     assert ran["metrics"]["dvclive/train/metrics.json"]["data"]["train"]["bpp"] > 0
     assert "bd_rate_psnr" in ran["metrics"]["reports/eval/metrics.json"]["data"]
+
+    # An experiment on a realism param: the realism decoder trains again (afresh), evaluate follows, train does not.
+    rexp = _dvc(repo, "exp", "run", "-S", "realism.w_tex=2.0")
+    assert "Running stage 'train_realism'" in rexp and "Running stage 'evaluate'" in rexp, rexp
+    assert "Running stage 'train'" not in rexp, rexp
+    assert json.loads((repo / "models/realism.json").read_text())["config"]["w_tex"] == 2.0
 
     # A key that only says how to run (untracked in dvc.yaml) reruns nothing.
     idle = _dvc(repo, "exp", "run", "-S", "train.checkpoint_every_s=301")

@@ -106,7 +106,7 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
     if realism_weights and realism_qualities:
         from .realism_eval import check, realism_table
 
-        rcodecs = [c for c in ("webp", "avif") if baselines.availability().get(c) == "ok"]
+        rcodecs = [c for c in ("webp", "avif") if c in codecs and baselines.availability().get(c) == "ok"]
         _, rtable = realism_table(images, realism_qualities, weights=weights, realism_weights=realism_weights,
                                   codecs=rcodecs, perceptual=perceptual)
         rtable.to_csv(out / "realism.csv", index=False)

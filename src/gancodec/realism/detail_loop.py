@@ -97,8 +97,11 @@ def data_digest(paths: list[Path]) -> dict:
     return {"images": len(paths), "sha256": h.hexdigest()}
 
 
-def build_cache(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = None) -> Path:
-    """Fill ``cfg.cache_dir`` with shards up to ``cfg.crops`` crops (resumable: existing shards stay)."""
+def build_cache(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = None, replace_stale: bool = False) -> Path:
+    """Fill ``cfg.cache_dir`` with shards up to ``cfg.crops`` crops (resumable: existing shards stay).
+
+    A cache made for another base model, data or rate range is an error, or with
+    ``replace_stale`` (the pipeline stage, which owns the folder) emptied first."""
     from ..train.crops import CropSampler, list_images
 
     log = log or (lambda rec: print(json.dumps(rec), flush=True))
@@ -111,8 +114,12 @@ def build_cache(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = Non
     meta_path = out / "cache.json"
     if meta_path.exists():
         old = json.loads(meta_path.read_text())
-        if old != meta:
+        if old != meta and not replace_stale:
             raise ValueError(f"{out}: cache made for {old}, not {meta}; use another cache_dir")
+        if old != meta:
+            for f in out.glob("shard-*.pt"):
+                f.unlink()
+            log({"event": "cache", "replaced": "made for another base model, data or rate range"})
     atomic_write_bytes(meta_path, (json.dumps(meta, indent=2) + "\n").encode())
     shards, per = -(-cfg.crops // SHARD), min(SHARD, cfg.crops)
     sampler = None
@@ -211,9 +218,17 @@ def _windows(cache: dict, idx: torch.Tensor, window: int, rng: np.random.Generat
     return torch.stack(xs).float() / 255, torch.stack(xfs).float(), torch.stack(ys).float()
 
 
+#: settings that do not change what a run makes: a resumed run may change them
+_RUN_ONLY = {"steps", "max_seconds", "threads", "checkpoint_every_s", "log_every", "out_dir", "cache_dir", "data_dirs", "crops"}
+
+
 def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = None,
-                 on_log: Callable[[dict], None] | None = None) -> Path:
-    """Train the detail generator on the cache until ``steps`` or ``max_seconds``; return ``realism.pt``."""
+                 on_log: Callable[[dict], None] | None = None, restart_stale: bool = False) -> Path:
+    """Train the detail generator on the cache until ``steps`` or ``max_seconds``; return ``realism.pt``.
+
+    ``out_dir/last.pt`` is resumed; with ``restart_stale`` one made for another base model or
+    other settings (anything but the step budget and how the run is logged) is started afresh
+    instead of being an error."""
     from ..train.crops import list_images
 
     log = log or (lambda rec: print(json.dumps(rec), flush=True))
@@ -231,6 +246,13 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
     resume, step = out / "last.pt", 0
+    if resume.exists() and restart_stale:
+        ck = torch.load(resume, map_location="cpu", weights_only=True)
+        same = {k: v for k, v in ck.get("config", {}).items() if k not in _RUN_ONLY} == \
+            {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY}
+        if ck["base_model_id"] != base_id or not same:
+            resume.unlink()
+            log({"event": "restart", "why": "last.pt was made for another base model or other settings"})
     if resume.exists():
         ck = torch.load(resume, map_location="cpu", weights_only=True)
         if ck["base_model_id"] != base_id:

@@ -36,7 +36,8 @@ def _train_config(path: Path) -> dict:
 
 def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
                  wall_time: str | None = None, train_config: dict | None = None,
-                 base_weights: Path = SHIPPED_WEIGHTS, dest: Path = SHIPPED_REALISM) -> dict:
+                 base_weights: Path = SHIPPED_WEIGHTS, dest: Path = SHIPPED_REALISM,
+                 checks: dict[str, dict] | None = None) -> dict:
     """Copy ``path`` to ``dest`` with its card; return the card. ModelError if it is for another model."""
     from ..weights.ship import provenance
 
@@ -50,10 +51,17 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
     cfg = train_config if train_config is not None else (_train_config(path) or dict(ckpt.get("config") or {}))
     origin = provenance(cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
     atomic_write_bytes(dest, data)
+    summary = ("Realism decoder (stage 2): a synthesis transform trained against a conditional patch discriminator "
+               "over the frozen shipped model; it decodes the same .gcx streams (`--realism [STRENGTH]`).")
+    if ckpt.get("arch") == "detail":
+        summary = ("Realism decoder (stage 2): a small detail generator that adds texture to the frozen shipped model's "
+                   "fidelity decode (x_fid + strength x G(x_fid, latent, position noise)); trained on cached decodes "
+                   "with MSE + a Laplacian-band sliced-Wasserstein texture loss. It decodes the same .gcx streams "
+                   "(`--realism [STRENGTH]`) of this base model only.")
     card = {
         "name": dest.name,
-        "summary": "Realism decoder (stage 2): a synthesis transform trained against a conditional patch discriminator "
-                   "over the frozen shipped model; it decodes the same .gcx streams (`--realism [STRENGTH]`).",
+        "summary": summary,
+        "arch": ckpt.get("arch", "g_s"),
         "sha256": hashlib.sha256(data).hexdigest(),
         "base_model_id": base_id,
         "steps": int(ckpt.get("step", 0)),
@@ -61,6 +69,7 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
         "train_config": cfg,
         **origin,
         "kodak": kodak,
+        "checks": checks,
         "notes": notes,
     }
     atomic_write_bytes(dest.with_suffix(".json"), (json.dumps(card, indent=2) + "\n").encode())
@@ -75,13 +84,16 @@ def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m gancodec.realism.ship", description=__doc__.splitlines()[0])
     p.add_argument("realism", help="the realism.pt of a stage-2 run")
     p.add_argument("--kodak-table", help="JSON written by benchmarks/realism_kodak.py --json")
+    p.add_argument("--check", nargs=2, action="append", default=[], metavar=("NAME", "JSON"),
+                   help="a set's JSON from benchmarks/realism_check.py --json (repeatable)")
     p.add_argument("--notes", default="")
     p.add_argument("--hardware", default=None)
     p.add_argument("--wall-time", default=None)
     a = p.parse_args(argv)
     kodak = json.loads(Path(a.kodak_table).read_text()) if a.kodak_table else None
     try:
-        card = ship_realism(a.realism, kodak, a.notes, a.hardware, a.wall_time)
+        checks = {name: json.loads(Path(f).read_text()) for name, f in a.check} or None
+        card = ship_realism(a.realism, kodak, a.notes, a.hardware, a.wall_time, checks=checks)
     except ModelError as exc:
         raise SystemExit(f"gancodec: error: {exc}") from None
     print(f"shipped {SHIPPED_REALISM} sha256={card['sha256']} steps={card['steps']} for model {card['base_model_id']}")

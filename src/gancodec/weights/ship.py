@@ -112,6 +112,18 @@ def _realism_markdown(card: dict) -> list[str]:
                          f"| {num(r.get('ssimulacra2'), '.2f')} | {num(r.get('webp_ssimulacra2'), '.2f')} "
                          f"| {num(r.get('avif_ssimulacra2'), '.2f')} |")
         lines += ["", f"Command: `{kodak['command']}`"]
+    for name, chk in (card.get("checks") or {}).items():
+        lines += ["", f"### {name} ({len(chk['images'])} images; real file bytes; WebP and AVIF 4:4:4 at no more bytes "
+                      "than ours, image by image; SWD: Laplacian-patch sliced Wasserstein distance to the originals, "
+                      "lower is better; corr: of added with lost detail)", "",
+                  "| quality | decoder | bpp | PSNR (dB) | MS-SSIM | SSIMULACRA2 | SWD | spectrum (dB) | corr |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+        for r in chk["rows"]:
+            lines.append(f"| {r['quality']:g} | {r['decoder']} | {r['bpp']:.3f} | {r['psnr']:.2f} | {num(r.get('ms_ssim'), '.4f')} "
+                         f"| {num(r.get('ssimulacra2'), '.2f')} | {r['swd']:.4f} | {r['spectrum_db']:.2f} | {r['corr']:+.3f} |")
+        lines += ["", "Check (issue 19): " + "; ".join(
+            f"{q}: SWD {v['swd_vs_fidelity']:.2f}x fidelity, PSNR -{v['psnr_drop_db']:.2f} dB, corr {v['corr']:+.3f}, "
+            f"{'pass' if v['pass'] else 'FAIL'}" for q, v in chk["check"].items()), "", f"Command: `{chk['command']}`"]
     if card.get("notes"):
         lines += ["", card["notes"]]
     return lines
