@@ -66,6 +66,7 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
         "base_model_id": base_id,
         "steps": int(ckpt.get("step", 0)),
         "qualities": ckpt.get("qualities"),
+        "train_images": ckpt.get("data"),  # count and digest of the training images' sha256
         "train_config": cfg,
         **origin,
         "kodak": kodak,
