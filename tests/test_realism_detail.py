@@ -82,3 +82,35 @@ def test_a_realism_file_for_another_model_is_refused_in_one_line(stream, tmp_pat
     assert "\n" not in str(err.value)
     card = json.loads(path.with_suffix(".json").read_text())
     assert card["base_model_id"] == "0" * 32 and card["arch"] == "detail"
+
+
+@pytest.mark.skipif(not __import__("gancodec.weights.realism", fromlist=["x"]).SHIPPED_REALISM.exists(),
+                    reason="no realism decoder is shipped")
+def test_the_shipped_realism_decoder_decodes_shipped_streams_and_refuses_other_models(stream, tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from gancodec.models import HyperpriorCodec
+    from gancodec.weights import export_weights
+    from gancodec.weights.realism import SHIPPED_REALISM
+
+    card = json.loads(SHIPPED_REALISM.with_suffix(".json").read_text())
+    assert card["base_model_id"] == load_model().model_id and SHIPPED_REALISM.stat().st_size <= 16 * 2**20
+    src = tmp_path / "x.gcx"
+    src.write_bytes(stream)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GANCODEC_")}  # a fresh install
+    ok = subprocess.run([sys.executable, "-m", "gancodec", "decompress", str(src), "-o", str(tmp_path / "x.png"),
+                         "--realism", "0.8"], capture_output=True, text=True, env=env, timeout=300)
+    assert ok.returncode == 0, ok.stderr
+    assert not np.array_equal(np.asarray(__import__("PIL.Image", fromlist=["x"]).open(tmp_path / "x.png")),
+                              np.asarray(decompress(stream)))
+    # a later fidelity release must not pair with it: another model's stream is refused, in one line
+    other = tmp_path / "other.pt"
+    torch.manual_seed(1)
+    export_weights(HyperpriorCodec(), other)
+    x = np.zeros((64, 64, 3), np.uint8)
+    foreign = compress(x, quality=1, weights=other)
+    with pytest.raises(ModelError, match="trained for model [0-9a-f]{32}, but the stream's model is") as err:
+        decompress(foreign, weights=other, realism=True, realism_weights=SHIPPED_REALISM)
+    assert "\n" not in str(err.value)
