@@ -35,9 +35,12 @@ def test_folder_in_folder_out_keeps_structure(tmp_path):
     Image.fromarray(astronaut(64)).save(tmp_path / "in" / "x.png")
     Image.fromarray(camera(64)).save(tmp_path / "in" / "sub" / "y.jpg")
     assert run("compress", tmp_path / "in", "-o", tmp_path / "out", "--bpp", "0.5").returncode == 0
-    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.gcx")) == ["sub/y.gcx", "x.gcx"]
+    assert sorted(p.relative_to(tmp_path / "out").as_posix() for p in (tmp_path / "out").rglob("*.gcx")) == ["sub/y.jpg.gcx", "x.png.gcx"]
     assert run("decompress", tmp_path / "out", "-o", tmp_path / "back").returncode == 0
-    assert Image.open(tmp_path / "back" / "sub" / "y.png").mode == "L"
+    # the bulk job's rule both ways: x.png -> x.png.gcx -> x.png; y.jpg -> y.jpg.gcx -> y.jpg.png
+    assert sorted(p.relative_to(tmp_path / "back").as_posix() for p in (tmp_path / "back").rglob("*")
+                  if p.is_file()) == ["sub/y.jpg.png", "x.png"]
+    assert Image.open(tmp_path / "back" / "sub" / "y.jpg.png").mode == "L"
 
 
 def test_bad_input_is_one_line_no_traceback_no_output(tmp_path):

@@ -64,14 +64,14 @@ def test_a_folder_with_one_existing_output_fails_before_any_work(tmp_path, capsy
         Image.fromarray(astronaut(size)).save(src / f"{name}.png")
     out = tmp_path / "out"
     out.mkdir()
-    (out / "b.gcx").write_bytes(b"keep me")
+    (out / "b.png.gcx").write_bytes(b"keep me")
     assert main(["compress", str(src), "-o", str(out)]) == 1
     line = one_error_line(capsys.readouterr().err)
-    assert "b.gcx: exists" in line
-    assert sorted(p.name for p in out.iterdir()) == ["b.gcx"]  # a.gcx and c.gcx were not coded either
-    assert (out / "b.gcx").read_bytes() == b"keep me"
+    assert "b.png.gcx: exists" in line
+    assert sorted(p.name for p in out.iterdir()) == ["b.png.gcx"]  # a and c were not coded either
+    assert (out / "b.png.gcx").read_bytes() == b"keep me"
     assert main(["compress", str(src), "-o", str(out), "--force"]) == 0
-    assert sorted(p.name for p in out.iterdir()) == ["a.gcx", "b.gcx", "c.gcx"]
+    assert sorted(p.name for p in out.iterdir()) == ["a.png.gcx", "b.png.gcx", "c.png.gcx"]
     back = tmp_path / "back"
     assert main(["decompress", str(out), "-o", str(back)]) == 0
     capsys.readouterr()
@@ -103,7 +103,7 @@ def test_avif_inputs_are_images_to_compress_as_they_are_to_bulk(tmp_path, capsys
     src.mkdir()
     Image.fromarray(astronaut(48)).save(src / "photo.avif", quality=90)
     assert main(["compress", str(src), "-o", str(tmp_path / "out")]) == 0, capsys.readouterr().err
-    assert (tmp_path / "out" / "photo.gcx").read_bytes().startswith(b"GCX\x89")
+    assert (tmp_path / "out" / "photo.avif.gcx").read_bytes().startswith(b"GCX\x89")
 
 
 def test_the_license_file_is_the_apache_license_pyproject_names():

@@ -40,24 +40,19 @@ def _collect(inputs: list[str], suffixes: set[str]) -> list[tuple[Path, Path]]:
     return found
 
 
-def _outputs(pairs: list[tuple[Path, Path]], out: str, suffix: str, single_ok: bool) -> list[tuple[Path, Path]]:
+def _outputs(pairs: list[tuple[Path, Path]], out: str, suffix: str, rename) -> list[tuple[Path, Path]]:
+    """(src, dst) pairs: ``out`` itself for one input and an ``out`` ending in ``suffix``; else
+    files under the folder ``out``, named by ``rename`` (the naming rule bulk uses too)."""
     o = Path(out)
-    if len(pairs) == 1 and single_ok and o.suffix.lower() == suffix and not o.is_dir():
+    if len(pairs) == 1 and o.suffix.lower() == suffix and not o.is_dir():
         return [(pairs[0][0], o)]
     if o.exists() and not o.is_dir():
         raise _Fail(f"{o}: exists and is not a folder; give a folder for several inputs")
-    return _unique_outputs([(src, o / rel.with_suffix(suffix), o / (rel.as_posix() + suffix)) for src, rel in pairs])
-
-
-def _unique_outputs(jobs: list[tuple[Path, Path, Path]]) -> list[tuple[Path, Path]]:
-    """(src, dst) pairs from (src, short dst, long dst): inputs that would share a short output
-    (``x.gif`` and ``x.webp`` -> ``x.gcx``) keep their full names (``x.gif.gcx``) instead."""
-    counts = Counter(short for _, short, _ in jobs)
-    out = [(src, long if counts[short] > 1 else short) for src, short, long in jobs]
-    clash = [dst for dst, n in Counter(dst for _, dst in out).items() if n > 1]
+    jobs = [(src, o / rename(rel.as_posix())) for src, rel in pairs]
+    clash = [dst for dst, n in Counter(dst for _, dst in jobs).items() if n > 1]
     if clash:
         raise _Fail(f"{clash[0]}: several inputs would be written to it; give them different names or folders")
-    return out
+    return jobs
 
 
 def _check_destinations(jobs: list[tuple[Path, Path]], force: bool) -> None:
@@ -138,9 +133,9 @@ def cmd_compress(a: argparse.Namespace) -> int:
         atomic_write_bytes(dst, data, overwrite=a.force)
         return f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s" if a.verbose else None
 
-    from .data import IMAGE_SUFFIXES
+    from .data import IMAGE_SUFFIXES, compressed_name
 
-    jobs = _outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", single_ok=True)
+    jobs = _outputs(_collect(a.inputs, IMAGE_SUFFIXES), a.output, ".gcx", compressed_name)
     _check_destinations(jobs, a.force)
     return _run_jobs(jobs, "compressing", one, slow=a.refine > 0)
 
@@ -149,11 +144,10 @@ def cmd_decompress(a: argparse.Namespace) -> int:
     import numpy as np
 
     from .codec import decompress
+    from .data import decompressed_name
     from .data.imageio import save_image
 
-    jobs = _outputs(_collect(a.inputs, {".gcx"}), a.output, Path(a.output).suffix.lower() or ".png", single_ok=True)
-    if len(jobs) > 1 or Path(a.output).is_dir() or not Path(a.output).suffix:
-        jobs = [(s, d.with_suffix(".png")) for s, d in jobs]
+    jobs = _outputs(_collect(a.inputs, {".gcx"}), a.output, Path(a.output).suffix.lower() or ".png", decompressed_name)
     _check_destinations(jobs, a.force)
 
     def one(src: Path, dst: Path, _progress) -> None:

@@ -17,8 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Mapping
 
+from ..data import COMPRESSED_SUFFIX as OUTPUT_SUFFIX
 from ..data import IMAGE_SUFFIXES as IMAGE_EXTENSIONS  # the one set compress and training use too
-OUTPUT_SUFFIX = ".gcx"
+from ..data import compressed_name, decompressed_name
 CONTROL_PREFIX = "_gancodec/"
 PARTS_PREFIX = CONTROL_PREFIX + "parts/"
 MERGED_MANIFEST = CONTROL_PREFIX + "manifest"
@@ -158,14 +159,13 @@ def is_image_key(key: str) -> bool:
 
 
 def output_key_for(key: str) -> str:
-    """``a/b.png`` → ``a/b.png.gcx``: the source's full name plus ``.gcx`` (docs/bulk.md, "Naming")."""
-    return key + OUTPUT_SUFFIX
+    """``a/b.png`` → ``a/b.png.gcx``: the rule ``gancodec compress`` uses for folders too."""
+    return compressed_name(key)
 
 
 def png_key_for(key: str) -> str:
     """``a/b.jpg.gcx`` → ``a/b.jpg.png``; ``a/b.png.gcx`` → ``a/b.png`` (never two onto one)."""
-    stem = key[: -len(OUTPUT_SUFFIX)] if key.endswith(OUTPUT_SUFFIX) else key
-    return stem if stem.lower().endswith(".png") else stem + ".png"
+    return decompressed_name(key)
 
 
 def shard_of(key: str, shards: int) -> int:
