@@ -214,7 +214,16 @@ def test_two_workers_run_the_shipped_shards_on_cpu(prefect_harness, s3_client, t
                 if all(r.state.is_final() for r in runs) or time.monotonic() > deadline:
                     break
                 await anyio.sleep(1)
-            logs = {r.id: await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id])), limit=200) for r in runs}
+            # a flow run's last log lines reach the API in the worker's next batch, which can land
+            # after the run's final state: wait (bounded) until every bad key's reason is there
+            log_deadline = time.monotonic() + 60
+            while True:
+                logs = {r.id: await client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[r.id])), limit=200)
+                        for r in runs}
+                text = "\n".join(entry.message for r in runs for entry in logs[r.id])
+                if all(f"{key[2:]}: failed (data)" in text for key in bad) or time.monotonic() > log_deadline:
+                    break
+                await anyio.sleep(1)
             arts = {r.id: await client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[r.id])))
                     for r in runs}
             return runs, logs, arts
