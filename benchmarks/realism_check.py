@@ -23,6 +23,7 @@ import numpy as np
 from PIL import Image
 
 from gancodec.eval import baselines
+from gancodec.eval.panels import side_by_side, texture_window
 from gancodec.eval.realism_eval import check, decoder_name, realism_table
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -43,27 +44,6 @@ def _load(a) -> dict[str, np.ndarray]:
                 i, j = (x.shape[0] - h) // 2, (x.shape[1] - w) // 2
                 x = np.ascontiguousarray(x[i:i + h, j:j + w])
         out[p.stem] = x
-    return out
-
-
-def _texture_window(x: np.ndarray, size: int = CROP, stride: int = 32) -> tuple[int, int]:
-    g = np.asarray(x, np.float32).mean(axis=2)
-    grad = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1, :]
-    best, corner = -1.0, (0, 0)
-    for i in range(0, grad.shape[0] - size + 1, stride):
-        for j in range(0, grad.shape[1] - size + 1, stride):
-            v = float(grad[i:i + size, j:j + size].mean())
-            if v > best:
-                best, corner = v, (i, j)
-    return corner
-
-
-def _side_by_side(panels: list[np.ndarray], corner: tuple[int, int], gap: int = 4) -> np.ndarray:
-    i, j = corner
-    tiles = [p[i:i + CROP, j:j + CROP] for p in panels]
-    out = np.full((CROP, len(tiles) * (CROP + gap) - gap, 3), 255, np.uint8)
-    for k, t in enumerate(tiles):
-        out[:t.shape[0], k * (CROP + gap):k * (CROP + gap) + t.shape[1]] = t
     return out
 
 
@@ -101,9 +81,9 @@ def main() -> None:
         x = images[name]
         if crops:
             order = ["fidelity", top] + codecs
-            for n, corner in enumerate([_texture_window(x)] + windows.get(name, [])):
+            for n, corner in enumerate([texture_window(x, CROP)] + windows.get(name, [])):
                 path = crops / f"{name}_q{q:g}_{'texture' if n == 0 else f'w{n}'}.png"
-                Image.fromarray(_side_by_side([x] + [outs[k] for k in order], corner)).save(path)
+                Image.fromarray(side_by_side([x] + [outs[k] for k in order], corner, CROP)).save(path)
                 print(f"{path}: original | " + " | ".join(f"{k} {sizes[k] * 8 / x.shape[0] / x.shape[1]:.3f} bpp"
                                                       for k in order), file=sys.stderr, flush=True)
         print(f"{name} q{q:g} done", file=sys.stderr, flush=True)

@@ -29,6 +29,7 @@ from PIL import Image
 
 import gancodec
 from gancodec.eval import baselines, metrics, ours
+from gancodec.eval.panels import side_by_side, texture_window
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,28 +40,6 @@ def _measure(x: np.ndarray, x_hat: np.ndarray, num_bytes: int) -> dict:
 
 
 CROP = 192
-
-
-def _texture_window(x: np.ndarray, size: int = CROP, stride: int = 32) -> tuple[int, int]:
-    """Top-left corner of the ``size`` window with the largest mean gradient magnitude."""
-    g = np.asarray(x, np.float32).mean(axis=2)
-    grad = np.abs(np.diff(g, axis=0))[:, :-1] + np.abs(np.diff(g, axis=1))[:-1, :]
-    best, corner = -1.0, (0, 0)
-    for i in range(0, grad.shape[0] - size + 1, stride):
-        for j in range(0, grad.shape[1] - size + 1, stride):
-            v = float(grad[i:i + size, j:j + size].mean())
-            if v > best:
-                best, corner = v, (i, j)
-    return corner
-
-
-def _side_by_side(panels: list[np.ndarray], corner: tuple[int, int], gap: int = 4) -> np.ndarray:
-    i, j = corner
-    tiles = [p[i:i + CROP, j:j + CROP] for p in panels]
-    out = np.full((CROP, len(tiles) * (CROP + gap) - gap, 3), 255, np.uint8)
-    for k, t in enumerate(tiles):
-        out[:, k * (CROP + gap):k * (CROP + gap) + CROP] = t
-    return out
 
 
 def main() -> None:
@@ -90,7 +69,7 @@ def main() -> None:
 
     rows = []
     for n, (name, x) in enumerate(images.items()):
-        corner = _texture_window(x)
+        corner = texture_window(x, CROP)
         for q in a.qualities:
             data = gancodec.compress(x, quality=q, weights=a.weights)
             decoded = {}
@@ -108,7 +87,7 @@ def main() -> None:
                     panels.append(baselines.get_codec(c).decode(baselines.get_codec(c).encode(x, m.setting)))
                     labels.append(f"{c} {m.bpp:.3f} bpp")
                 path = crops / f"{name}_q{q:g}.png"
-                Image.fromarray(_side_by_side(panels, corner)).save(path)
+                Image.fromarray(side_by_side(panels, corner, CROP)).save(path)
                 print(f"{path}: " + " | ".join(labels), file=sys.stderr, flush=True)
         print(f"{name} done", file=sys.stderr, flush=True)
     df = pd.DataFrame(rows)
