@@ -240,10 +240,11 @@ def test_sha256sums_parsing_matches_shared_manifest_format():
 
 
 def test_profile_overrides_are_shallow_and_checked():
-    params = {"profile": "ci", "download": {"take": {"kodak": "all"}, "mirror": "m", "profiles": {"ci": {"take": {"kodak": 6}}}}}
-    assert resolve_section(params, "download") == {"take": {"kodak": 6}, "mirror": "m", "profile": "ci"}
+    params = {"profile": "ci", "download": {"take": {"kodak": "all"}, "mirror": "m"}}
+    profiles = {"ci": {"download": {"take": {"kodak": 6}}}}
+    assert resolve_section(params, "download", profiles) == {"take": {"kodak": 6}, "mirror": "m", "profile": "ci"}
     with pytest.raises(DataError, match="unknown"):
-        resolve_section({**params, "profile": "huge"}, "download")
+        resolve_section({**params, "profile": "huge"}, "download", profiles)
 
 
 def test_repo_params_pin_every_mirror_file():

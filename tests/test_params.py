@@ -11,7 +11,8 @@ import pytest
 import yaml
 
 from gancodec.errors import DataError
-from gancodec.params import SECTIONS, EvaluateParams, TrainParams, read_params, resolve_section
+from gancodec.params import (SECTIONS, EvaluateParams, TrainParams, overridden_sections, read_params,
+                             read_profiles, resolve_section)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,15 +22,17 @@ def _dvc_yaml() -> dict:
 
 
 def test_every_stage_tracks_its_sections_keys_one_by_one():
-    params = read_params(REPO / "params.yaml")
+    overridden = overridden_sections(REPO / "profiles.yaml")
     stages = _dvc_yaml()
     for name, stage in stages.items():
         cls = SECTIONS.get(name)
         assert cls is not None, f"stage {name}: add its section to gancodec.params.SECTIONS"
         tracked = [p for p in stage.get("params", [])]
         assert all(isinstance(p, str) for p in tracked), f"{name}: list dotted keys, not files"
-        expected = cls.tracked_keys(has_profiles="profiles" in params[cls.SECTION])
+        expected = cls.tracked_keys(has_profiles=cls.SECTION in overridden)
         assert tracked == expected, f"stage {name}: params {tracked} != {expected}"
+        assert ("profiles.yaml" in stage["deps"]) == (cls.SECTION in overridden), \
+            f"stage {name}: depends on profiles.yaml exactly when the file overrides {cls.SECTION}"
         cls.load(REPO / "params.yaml")  # every section of the committed file loads, typed
 
 
@@ -61,14 +64,15 @@ def test_params_yaml_holds_parameters_only():
     text = (REPO / "params.yaml").read_text()
     assert not re.search(r"\b[0-9a-f]{64}\b", text)
     assert len(text.splitlines()) < 120
+    assert "profiles:" not in text  # the overrides live in profiles.yaml (not exp show columns)
     sources = yaml.safe_load((REPO / "data/sources.yaml").read_text())
     assert {"kodak", "cid22_photos"} <= set(sources) and len(sources["kodak"]["files"]) == 24
 
 
 def test_profiles_apply_and_types_are_checked():
-    params = {"profile": "ci", "train": {"steps": 0, "lambda": None, "max_seconds": 10,
-                                         "profiles": {"ci": {"steps": 12, "crop": 64}}}}
-    prm = TrainParams.from_mapping(resolve_section(params, "train"))
+    params = {"profile": "ci", "train": {"steps": 0, "lambda": None, "max_seconds": 10}}
+    profiles = {"ci": {"train": {"steps": 12, "crop": 64}}, "full": {"train": {"steps": 9}}}
+    prm = TrainParams.from_mapping(resolve_section(params, "train", profiles))
     assert (prm.steps, prm.crop, prm.lmbda, prm.max_seconds, prm.profile) == (12, 64, None, 10.0, "ci")
     assert isinstance(prm.max_seconds, float)
     cfg = prm.train_config("train.csv", "run", None)
@@ -80,7 +84,22 @@ def test_profiles_apply_and_types_are_checked():
     with pytest.raises(DataError, match="evaluate.qualities must be a list"):
         EvaluateParams.from_mapping({"qualities": 3})
     with pytest.raises(DataError, match="profile 'huge' is unknown"):
-        resolve_section({**params, "profile": "huge"}, "train")
+        resolve_section({**params, "profile": "huge"}, "train", profiles)
+    with pytest.raises(DataError, match=r"unknown section\(s\) \['trian'\]"):
+        resolve_section(params, "train", {"ci": {"trian": {"steps": 1}}})
+    with pytest.raises(DataError, match="train.profiles: profile overrides live in profiles.yaml"):
+        resolve_section({"train": {"profiles": {"ci": {"steps": 1}}}}, "train")
+
+
+def test_the_profile_file_beside_params_applies_and_rejects_unknown_profiles(tmp_path):
+    (tmp_path / "params.yaml").write_text("profile: ci\ntrain: {steps: 0, crop: 128}\n")
+    assert TrainParams.load(tmp_path / "params.yaml").steps == 0  # no profiles.yaml: the section as written
+    (tmp_path / "profiles.yaml").write_text("ci:\n  train: {steps: 12}\n")
+    prm = TrainParams.load(tmp_path / "params.yaml")
+    assert (prm.steps, prm.crop, prm.profile) == (12, 128, "ci")
+    (tmp_path / "profiles.yaml").write_text("tiny:\n  train: {steps: 1}\n")
+    with pytest.raises(DataError, match=r"profiles.yaml: unknown profile\(s\) \['tiny'\]"):
+        read_profiles(tmp_path / "profiles.yaml")
 
 
 def test_missing_params_file_is_one_clear_error(tmp_path):

@@ -71,7 +71,7 @@ def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
     With ``scm``, a git repo with all of that committed (for `dvc exp`, `dvc params diff`)."""
     repo = tmp_path / "repo"
     repo.mkdir()
-    for rel in ("dvc.yaml", "params.yaml", ".dvcignore"):
+    for rel in ("dvc.yaml", "params.yaml", "profiles.yaml", ".dvcignore"):
         shutil.copy(REPO / rel, repo / rel)
     for rel in ("stages", "src"):
         shutil.copytree(REPO / rel, repo / rel, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
@@ -79,8 +79,10 @@ def ci_repo(tmp_path: Path, scm: bool = False) -> tuple[Path, dict]:
     params = yaml.safe_load((REPO / "params.yaml").read_text())
     params["profile"] = "ci"
     params["download"]["mirror"] = str(tmp_path / "mirror")
-    params["download"]["profiles"]["ci"]["take"] = ["kodak=2", "cid22_photos=4"]
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    profiles = yaml.safe_load((REPO / "profiles.yaml").read_text())
+    profiles["ci"]["download"]["take"] = ["kodak=2", "cid22_photos=4"]
+    (repo / "profiles.yaml").write_text(yaml.safe_dump(profiles, sort_keys=False))
     sources = yaml.safe_load((REPO / "data/sources.yaml").read_text())
     for source, entries in files.items():
         sources[source]["files"] = entries

@@ -1,17 +1,18 @@
 """The pipeline's parameters: one typed section per ``dvc.yaml`` stage, read from ``params.yaml``.
 
 ``params.yaml`` has a top-level ``profile`` (``ci`` | ``default`` | ``full``) and one section per
-stage. A section may hold ``profiles: {<profile>: {key: value, ...}}``; the keys given for the
-active profile replace the section's own (a shallow update), so a profile states only what
-differs. ``default`` needs no entry::
+stage. The profiles' overrides live beside it in ``profiles.yaml``, one mapping per profile and
+section; the keys given for the active profile replace the section's own (a shallow update), so
+a profile states only what differs and ``default`` needs no entry::
 
-    profile: ci
-    train:
+    # params.yaml                    # profiles.yaml
+    profile: ci                      ci:
+    train:                             train: {steps: 12}
       steps: 0
-      profiles:
-        ci: {steps: 12}
 
 ``TrainParams.load("params.yaml")`` then returns ``TrainParams(steps=12, ..., profile="ci")``.
+Why a separate file: DVC shows every params.yaml key as a ``dvc exp show`` column, and the
+profiles' ~30 override values are not what an experiment varies (``-S profile=ci`` is).
 
 Each section is a frozen dataclass below (``SECTION`` names its ``params.yaml`` key). Stage scripts
 load their section with ``<Section>Params.load(args.params)`` and use its attributes; nothing
@@ -19,10 +20,11 @@ reads ``params.yaml`` by hand. Values are checked against the field types (a wro
 unknown key is a ``DataError`` naming the key and the valid ones).
 
 Lineage: every field a stage's *outputs* depend on is a dotted key in that stage's ``params:``
-list in ``dvc.yaml`` (``train.steps``, ...), plus ``profile`` and ``<section>.profiles`` when the
-section has profiles. Fields that only say *how* to run (``evaluate.workers``,
-``train.checkpoint_every_s``, ``download.cache``) are marked ``untracked`` so that changing them
-reruns nothing; ``tracked_keys()`` lists the rest and a test holds ``dvc.yaml`` to it.
+list in ``dvc.yaml`` (``train.steps``, ...), plus ``profile`` (and ``profiles.yaml`` as a file
+dependency) when ``profiles.yaml`` overrides the section. Fields that only say *how* to run
+(``evaluate.workers``, ``train.checkpoint_every_s``, ``train.log_every``, ``download.cache``) are
+marked ``untracked`` so that changing them reruns nothing; ``tracked_keys()`` lists the rest and
+a test holds ``dvc.yaml`` to it.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ import yaml
 from .errors import DataError
 
 PROFILES = ("ci", "default", "full")
+#: The profiles' overrides, beside the params file: ``{profile: {section: {key: value}}}``.
+PROFILES_FILE = "profiles.yaml"
 
 #: ``field(metadata=UNTRACKED)``: a key that changes how a stage runs, not what it makes.
 UNTRACKED = {"track": False}
@@ -69,26 +73,54 @@ def read_sources(path: str | os.PathLike) -> dict[str, Any]:
     return sources
 
 
-def resolve_section(params: Mapping[str, Any], section: str) -> dict[str, Any]:
-    """Return ``params[section]`` with the overrides of ``params["profile"]`` applied (plus ``profile``)."""
+def read_profiles(path: str | os.PathLike) -> dict[str, dict[str, dict[str, Any]]]:
+    """The profile overrides at ``path`` (``{}`` when the file is absent), checked for shape."""
+    path = Path(path)
+    if not path.exists():
+        return {}
+    profiles = read_params(path) if path.read_text().strip() else {}
+    unknown = sorted(set(profiles) - set(PROFILES))
+    if unknown:
+        raise DataError(f"{path}: unknown profile(s) {unknown}; use {', '.join(PROFILES)}")
+    for name, sections in profiles.items():
+        if sections is None:
+            continue
+        if not isinstance(sections, Mapping) or not all(isinstance(v, Mapping) for v in sections.values()):
+            raise DataError(f"{path}: {name} must map sections to {{key: value}} overrides")
+    return {name: {k: dict(v) for k, v in (sections or {}).items()} for name, sections in profiles.items()}
+
+
+def resolve_section(params: Mapping[str, Any], section: str,
+                    profiles: Mapping[str, Mapping[str, Mapping[str, Any]]] | None = None) -> dict[str, Any]:
+    """Return ``params[section]`` with ``profiles[params["profile"]][section]`` applied (plus ``profile``)."""
     profile = params.get("profile", "default")
     if profile not in PROFILES:
         raise DataError(f"params: profile {profile!r} is unknown; use one of {', '.join(PROFILES)}")
     if section not in params or not isinstance(params[section], Mapping):
         raise DataError(f"params: no section {section!r}; sections present: {', '.join(sorted(k for k in params if k != 'profile'))}")
     cfg = dict(params[section])
-    overrides = cfg.pop("profiles", None) or {}
-    unknown = sorted(set(overrides) - set(PROFILES))
+    if "profiles" in cfg:
+        raise DataError(f"params: {section}.profiles: profile overrides live in {PROFILES_FILE} beside params.yaml "
+                        f"(`<profile>: {{{section}: {{key: value}}}}`); move them there")
+    unknown = sorted(s for p in (profiles or {}).values() for s in p if s not in params)
     if unknown:
-        raise DataError(f"params: {section}.profiles has unknown profile(s) {unknown}; use {', '.join(PROFILES)}")
-    cfg.update(overrides.get(profile) or {})
+        raise DataError(f"{PROFILES_FILE}: override(s) for unknown section(s) {unknown}; "
+                        f"sections: {', '.join(sorted(k for k in params if k != 'profile'))}")
+    cfg.update(((profiles or {}).get(profile) or {}).get(section) or {})
     cfg["profile"] = profile
     return cfg
 
 
 def stage_params(path: str | os.PathLike, section: str) -> dict[str, Any]:
-    """Read ``path`` (a params.yaml) and return its ``section`` for the active profile, untyped."""
-    return resolve_section(read_params(path), section)
+    """Read ``path`` (a params.yaml) and the ``profiles.yaml`` beside it; return ``section`` for
+    the active profile, untyped."""
+    return resolve_section(read_params(path), section, read_profiles(Path(path).with_name(PROFILES_FILE)))
+
+
+def overridden_sections(path: str | os.PathLike) -> set[str]:
+    """The sections some profile in ``path`` (a profiles.yaml) overrides: their stages track
+    ``profile`` and depend on the file."""
+    return {section for sections in read_profiles(path).values() for section in sections}
 
 
 def _coerce(value: Any, tp: Any, where: str) -> Any:
@@ -163,10 +195,11 @@ class Section:
 
     @classmethod
     def tracked_keys(cls, has_profiles: bool = True) -> list[str]:
-        """The ``params:`` entries of this section's stage in dvc.yaml, in field order."""
+        """The ``params:`` entries of this section's stage in dvc.yaml, in field order (``profile``
+        first when profiles.yaml overrides the section)."""
         keys = [f"{cls.SECTION}.{f.name}" for f in dataclasses.fields(cls)
                 if f.name != "profile" and f.metadata.get("track", True)]
-        return (["profile", *keys, f"{cls.SECTION}.profiles"] if has_profiles else keys)
+        return ["profile", *keys] if has_profiles else keys
 
     def values(self) -> dict[str, Any]:
         """The section's keys and values (without ``profile``)."""
@@ -243,7 +276,7 @@ class TrainParams(Section):
     seed: int = 0
     #: share of the training crops from synthetic images (the rest from photos); null: by pixels
     synthetic_share: float | None = None
-    log_every: int = 10
+    log_every: int = field(default=10, metadata=UNTRACKED)  # how often the curves get a point
     checkpoint_every_s: float = field(default=300.0, metadata=UNTRACKED)
     threads: int = field(default=0, metadata=UNTRACKED)
 
@@ -333,7 +366,7 @@ class RealismParams(Section):
     w_tex: float = 1.0
     w_adv: float = 0.0
     seed: int = 0
-    log_every: int = 25
+    log_every: int = field(default=25, metadata=UNTRACKED)
     checkpoint_every_s: float = field(default=240.0, metadata=UNTRACKED)
     threads: int = field(default=0, metadata=UNTRACKED)
 
