@@ -4,10 +4,11 @@ local scratch folder, joined and merged by DuckDB, never as one Python object pe
 * the listing of SRC (image keys of this shard) and of DST's outputs stream into parquet files
   (``ListingWriter``: 50,000 rows at a time);
 * what DST already holds (the merged manifest plus every part not merged yet) is read from
-  copies of those files: ``latest row per key`` is a DuckDB window, the "already done" decision
-  a DuckDB join of the listing against it (:func:`plan_files`);
-* finishing a run (:func:`finish_files`) writes the run manifest and the merged view with
-  ``COPY ... ORDER BY key`` from the parts, streamed to files and uploaded from them.
+  copies of those files: ``latest row per key`` is a spilling ``GROUP BY key`` of one integer
+  rank, the "already done" decision DuckDB joins of the listing against it (:func:`plan_files`),
+  one join per statement, each written to a file;
+* finishing a run writes the run manifest and the merged view with ``COPY`` from the parts,
+  streamed to files and uploaded from them.
 
 DuckDB runs in memory with a memory limit and spills to the scratch folder, so a worker's
 memory stays flat however many objects a bucket holds (docs/bulk.md, "Bookkeeping at bucket
@@ -31,6 +32,8 @@ log = logging.getLogger("gancodec.bulk")
 #: DuckDB's memory limit when GANCODEC_BULK_MEMORY is not set; past it, joins and aggregates spill to the scratch folder.
 MEMORY_LIMIT = "256MB"
 _SQL_TYPES = {"string": "VARCHAR", "int64": "BIGINT", "float64": "DOUBLE"}
+#: The columns of a key's latest row that decide whether it is done (:func:`plan_files`).
+_DECIDING = ("key", "output_key", "source_etag", "model_id", "setting", "status", "error_kind", "error", "bytes_out")
 
 
 def scratch_root() -> Path:
@@ -55,11 +58,12 @@ def connect(scratch: str | os.PathLike):
 
     spill = Path(scratch) / "spill"
     spill.mkdir(parents=True, exist_ok=True)
+    limit = _memory_limit()
     con = duckdb.connect(":memory:", config={
-        "memory_limit": _memory_limit(),
-        "threads": max(1, min(2, os.cpu_count() or 1)),  # each thread holds its own buffers
+        "memory_limit": limit,
+        "threads": threads_for(limit),
         "temp_directory": str(spill),
-        "preserve_insertion_order": False,
+        "preserve_insertion_order": False,  # no statement here needs its input's order kept (ORDER BY says so)
     })
     return con
 
@@ -68,6 +72,21 @@ def _memory_limit() -> str:
     from .. import settings
 
     return settings.raw("GANCODEC_BULK_MEMORY") or MEMORY_LIMIT
+
+
+#: DuckDB memory per thread: each thread of a join or a parquet write holds its own buffers; two
+#: threads sharing a small limit ran out of memory where one thread spilled (tests/test_bulk_ledger.py).
+MEMORY_PER_THREAD = 512 * 2**20
+
+
+def threads_for(limit: str) -> int:
+    """DuckDB threads for a memory limit such as ``256MB`` or ``4GB``: one per
+    :data:`MEMORY_PER_THREAD`, at least 1, at most 2 (bookkeeping shares the worker) and the CPUs."""
+    import re
+
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([KMGT]?)I?B?\s*", limit.upper())
+    size = float(m.group(1)) * 1024 ** " KMGT".index(m.group(2) or " ") if m else 0
+    return max(1, min(2, os.cpu_count() or 1, int(size // MEMORY_PER_THREAD)))
 
 
 def _q(path: str | os.PathLike) -> str:
@@ -125,6 +144,7 @@ def consolidate(files: Sequence[tuple[str | os.PathLike, str]], out: str | os.Pa
     reads one file instead of thousands (whose footers alone cost it ~1 GiB at a million
     objects). ``None`` when there is nothing to copy."""
     import pyarrow as pa
+    import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     if not files:
@@ -135,19 +155,18 @@ def consolidate(files: Sequence[tuple[str | os.PathLike, str]], out: str | os.Pa
     rows = 0
     try:
         for path, key in files:
-            table = pq.read_table(str(path))
-            columns = []
-            for field in schema:
-                if field.name in table.column_names:
-                    col = table.column(field.name).cast(field.type)
-                else:
-                    col = pa.nulls(table.num_rows, field.type)
-                if field.name == "part" and key:
-                    import pyarrow.compute as pc
-
-                    col = pc.if_else(pc.fill_null(pc.equal(col, ""), True), pa.scalar(key), col)
-                columns.append(col)
-            pending.append(pa.Table.from_arrays(columns, schema=schema))
+            # ParquetFile.read on one thread: half the CPU of read_table for a 64-row file
+            table = pq.ParquetFile(str(path)).read(use_threads=False)
+            if not table.schema.equals(schema):  # a part written by an older release or by pandas
+                table = pa.Table.from_arrays(
+                    [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in schema],
+                    schema=schema)
+            if key:
+                col = table.column("part")
+                if col.null_count or pc.any(pc.equal(col, "")).as_py():
+                    table = table.set_column(schema.get_field_index("part"), "part",
+                                             pc.if_else(pc.fill_null(pc.equal(col, ""), True), pa.scalar(key), col))
+            pending.append(table)
             rows += table.num_rows
             if rows >= chunk:
                 writer.write_table(pa.concat_tables(pending))
@@ -197,20 +216,24 @@ def rows_relation(con: Any, files: Sequence[tuple[str | os.PathLike, str]], name
     return True
 
 
-def latest_view(con: Any, rows: str, name: str, unique: bool = False) -> None:
-    """View ``name``: the deciding row per source key, the newest non-skipped one (ties: the
-    later in order). ``unique``: ``rows`` already has one row per key (the merged view alone),
-    so no aggregate is needed."""
-    if unique:
-        con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * EXCLUDE (_ord) FROM {rows} WHERE status <> 'skipped'")
-        return
-    # arg_max over a GROUP BY, not a window: DuckDB spills a hash aggregate to disk under its
-    # memory limit, where a window over millions of rows ran out of memory
-    cols = ", ".join(MANIFEST_COLUMNS)
+#: The order that decides a key's row: the newest ``finished_at``, ties broken by ``_ord`` (the
+#: later file, then the later row). One HUGEINT, so "the latest row per key" is ``max`` over a
+#: ``GROUP BY key``: a fixed-size aggregate state, which DuckDB spills past its memory limit (an
+#: ``arg_max`` of the whole row, or a window, holds strings in memory and ran out of it).
+_RANK = "coalesce(epoch_us(try_cast(finished_at AS TIMESTAMPTZ)), 0)::HUGEINT * 18446744073709551616 + _ord::HUGEINT"
+
+
+def latest_view(con: Any, rows: str, name: str, scratch: str | os.PathLike) -> Path:
+    """View ``name``: the deciding row per source key of ``rows`` (a :func:`rows_relation`), the
+    newest non-skipped one (ties: the later in order). The winners' ``_ord`` go to a parquet file
+    in ``scratch`` first (returned); the view is then a semi-join on that integer."""
+    ords = Path(scratch) / f"{name}-ords.parquet"
     con.execute(
-        f"CREATE OR REPLACE VIEW {name} AS SELECT unnest(r) FROM ("
-        f"SELECT arg_max(struct_pack({cols}), struct_pack(finished_at, _ord)) AS r FROM {rows} WHERE status <> 'skipped' GROUP BY key)"
+        f"COPY (SELECT CAST(max({_RANK}) % 18446744073709551616 AS BIGINT) AS _ord FROM {rows} WHERE status <> 'skipped' GROUP BY key) "
+        f"TO {_q(ords)} (FORMAT parquet)"
     )
+    con.execute(f"CREATE OR REPLACE VIEW {name} AS SELECT * FROM {rows} WHERE _ord IN (SELECT _ord FROM read_parquet({_q(ords)}))")
+    return ords
 
 
 def copy_out(con: Any, query: str, path: str | os.PathLike, fmt: str = "parquet") -> None:
@@ -228,7 +251,7 @@ def plan_files(
     con: Any,
     listing: str | os.PathLike,
     outputs: str | os.PathLike,
-    state: str,
+    rows: str,
     out_dir: str | os.PathLike,
     *,
     run_id: str,
@@ -241,10 +264,13 @@ def plan_files(
     permanent: Iterable[str],
     model_free: Iterable[str],
 ) -> tuple[Path, Path, int, int]:
-    """Join the listing against the latest rows and DST's outputs: write ``jobs.parquet`` (key,
+    """Join the listing against the latest of ``rows`` (a :func:`rows_relation`) and DST's
+    outputs: write ``jobs.parquet`` (key,
     etag, size, stale_output; sorted by key) and ``skipped.parquet`` (manifest rows); return
     both paths and their row counts. The decision is :func:`manifest._done_reason`'s, in SQL."""
     out_dir = Path(out_dir)
+    latest_view(con, rows, "state", out_dir)
+    state = "state"
     con.execute("CREATE OR REPLACE TABLE made_by (model_id VARCHAR, who VARCHAR)")
     if made_by:
         con.executemany("INSERT INTO made_by VALUES (?, ?)", list(made_by.items()))
@@ -254,7 +280,7 @@ def plan_files(
     prev_failed = "'previously failed (' || s.error_kind || '): ' || s.error"
     reason = f"""
         CASE
-          WHEN s.key IS NULL OR s.source_etag <> l.etag OR s.setting <> $label THEN NULL
+          WHEN s.key IS NULL OR s.source_etag <> s.l_etag OR s.setting <> $label THEN NULL
           WHEN s.model_id <> $model THEN CASE
             WHEN s.status = 'failed' AND s.error_kind IN ({free}) THEN {prev_failed}
             WHEN $keep AND s.status = 'ok' AND o.size = s.bytes_out THEN
@@ -263,29 +289,37 @@ def plan_files(
           WHEN s.status = 'ok' THEN CASE WHEN o.size = s.bytes_out THEN 'already compressed' ELSE NULL END
           WHEN s.status = 'failed' AND s.error_kind IN ({perm}) THEN {prev_failed}
           ELSE NULL END"""
-    planned = out_dir / "planned.parquet"
+    # one join per statement, each written to a file: a single hash join spills past the memory
+    # limit, several in one pipeline (the state, DST's outputs) ran DuckDB out of it
+    state_file, matched, planned = out_dir / "state.parquet", out_dir / "matched.parquet", out_dir / "planned.parquet"
+    copy_out(con, f"SELECT {', '.join(_DECIDING)}, _ord FROM {state}", state_file)
+    copy_out(con, f"SELECT l.key AS l_key, l.etag AS l_etag, l.size AS l_size, s.* FROM read_parquet({_q(listing)}) l "
+                  f"LEFT JOIN read_parquet({_q(state_file)}) s ON s.key = l.key", matched)
+    state_file.unlink(missing_ok=True)
     con.execute(
         f"""COPY (
-            SELECT l.key AS l_key, l.etag AS l_etag, l.size AS l_size, s.*, {reason} AS reason,
+            SELECT s.l_key, s.l_etag, s.l_size, s._ord, {reason} AS reason,
                    coalesce(s.status = 'ok' AND (s.model_id <> $model OR s.setting <> $label), false) AS stale_output
-            FROM read_parquet({_q(listing)}) l
-            LEFT JOIN {state} s ON s.key = l.key
+            FROM read_parquet({_q(matched)}) s
             LEFT JOIN read_parquet({_q(outputs)}) o ON o.key = s.output_key
             LEFT JOIN made_by m ON m.model_id = s.model_id
         ) TO {_q(planned)} (FORMAT parquet)""",
         p,
     )
+    matched.unlink(missing_ok=True)
     jobs, skipped = out_dir / "jobs.parquet", out_dir / "skipped.parquet"
     src = f"read_parquet({_q(planned)})"
     copy_out(con, f"SELECT l_key AS key, l_etag AS etag, l_size AS size, stale_output FROM {src} WHERE reason IS NULL ORDER BY key", jobs)
-    fields = {c: c for c in MANIFEST_COLUMNS}
+    fields = {c: f"p.{c}" for c in MANIFEST_COLUMNS}
     fields.update(
-        run_id=_q(run_id), key="l_key", source_etag="l_etag", setting=_q(label), status="'skipped'",
-        error="CASE WHEN status = 'failed' THEN error ELSE '' END", note="reason", attempts="0::BIGINT", seconds="NULL::DOUBLE",
+        run_id=_q(run_id), key="k.l_key", source_etag="k.l_etag", setting=_q(label), status="'skipped'",
+        error="CASE WHEN p.status = 'failed' THEN p.error ELSE '' END", note="k.reason", attempts="0::BIGINT", seconds="NULL::DOUBLE",
         finished_at=_q(finished_at), part="''",
     )
     select = ", ".join(f"{expr} AS {c}" for c, expr in fields.items())
-    copy_out(con, f"SELECT {select} FROM {src} WHERE reason IS NOT NULL", skipped)
+    # the skipped rows carry the deciding row's other columns: a join on the integer _ord
+    copy_out(con, f"SELECT {select} FROM (SELECT _ord, l_key, l_etag, reason FROM {src} WHERE reason IS NOT NULL) k "
+                  f"JOIN {rows} p ON p._ord = k._ord", skipped)
     n_jobs = con.execute(f"SELECT count(*) FROM read_parquet({_q(jobs)})").fetchone()[0]
     n_skipped = con.execute(f"SELECT count(*) FROM read_parquet({_q(skipped)})").fetchone()[0]
     planned.unlink(missing_ok=True)

@@ -186,11 +186,8 @@ def plan(
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, files, "prev")
-        # always the spilling aggregate: joining the merged view's rows directly (no aggregate)
-        # ran DuckDB out of its memory limit at a million objects
-        ledger.latest_view(con, "prev", "state")
         jobs, skipped, result.pending, result.skipped = ledger.plan_files(
-            con, scratch / "listing.parquet", scratch / "outputs.parquet", "state", scratch, run_id=run_id, model_id=model_id,
+            con, scratch / "listing.parquet", scratch / "outputs.parquet", "prev", scratch, run_id=run_id, model_id=model_id,
             label=settings.label, target_bpp=settings.bpp, keep_other_models=not settings.recompress_other_models,
             made_by=_made_by(con, model_id), finished_at=now(), permanent=PERMANENT_KINDS, model_free=MODEL_FREE_KINDS,
         )

@@ -64,9 +64,10 @@ MAX_FAILURES = 1000
 def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]] = (), *, seconds: float = 0.0) -> Summary:
     """Write the run manifest (parquet + CSV) and refresh the merged view; return a summary.
 
-    Streamed: the run manifest is this run's skipped rows plus its manifest parts, the merged
-    view the old one plus every part not in it yet, both written by DuckDB ``ORDER BY key``
-    into files that are then uploaded. ``leftover``: rows of batches whose part could not be
+    Streamed: the run manifest is this run's skipped rows plus its manifest parts (copied into
+    one local file once), the merged view the latest row per key of the old one plus every part
+    not in it yet; both are written by DuckDB into files (unsorted; the CSV copied from the
+    parquet file) that are then uploaded. ``leftover``: rows of batches whose part could not be
     written (storage down after every retry).
     """
     from .manifest import parquet_bytes
@@ -97,15 +98,15 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
         extra.append((str(path), ""))
     run_key = f"{CONTROL_PREFIX}manifest-{p.run_id}"
     run_parts = [f for f in run_files if f[1]]
-    if len(run_parts) > 1:
-        run_files = [f for f in run_files if not f[1]] + [(str(ledger.consolidate(run_parts, scratch / "run-parts.parquet")), "")]
+    consolidated = run_parts
+    if len(run_parts) > 1:  # copied into one file once, for both the run manifest and the merged view
+        consolidated = [(str(ledger.consolidate(run_parts, scratch / "run-parts.parquet")), "")]
+        run_files = [f for f in run_files if not f[1]] + consolidated
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, run_files + extra, "runrows")
-        for fmt in ("parquet", "csv"):
-            out = scratch / f"run.{fmt}"
-            ledger.copy_out(con, ledger.manifest_select("runrows"), out, fmt)
-            dst_store.put_file(f"{run_key}.{fmt}", out, content_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv")
+        _write_manifest(con, dst_store, ledger.manifest_select("runrows"), scratch / "run", run_key)
+        con.execute(f"CREATE OR REPLACE VIEW runrows AS SELECT * FROM read_parquet({ledger._q(scratch / 'run.parquet')})")  # the same rows
         counts = dict(con.execute("SELECT status, count(*) FROM runrows GROUP BY status").fetchall())
         bytes_in, bytes_out = con.execute("SELECT coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0) FROM runrows WHERE status = 'ok'").fetchone()
         failures = [tuple(r) for r in con.execute(
@@ -113,17 +114,16 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
         # the merged view: the old one + every part not in it yet (ours included) + the leftover rows
         files, _ = fetch_state(dst_store, scratch, {**p.state, "parts": cached})
         new_parts = any(key for _, key in files)  # parts not in the merged view yet (ours included)
-        files = compact(files, scratch / "all-parts.parquet")
+        ours = {key for _, key in run_parts}
+        others = [f for f in files if f[1] and f[1] not in ours]
+        files = ([f for f in files if not f[1]] + compact(others, scratch / "other-parts.parquet")
+                 + (consolidated if any(f[1] in ours for f in files) else []))
         if files and not new_parts and not extra:
             pass  # nothing new since the merged view (a run that only skipped): it is current as it is
         else:
             ledger.rows_relation(con, files + extra, "allrows")
-            ledger.latest_view(con, "allrows", "merged")
-            for fmt in ("parquet", "csv"):
-                out = scratch / f"merged.{fmt}"
-                ledger.copy_out(con, ledger.manifest_select("merged"), out, fmt)
-                dst_store.put_file(f"{MERGED_MANIFEST}.{fmt}", out,
-                                   content_type="application/vnd.apache.parquet" if fmt == "parquet" else "text/csv")
+            ledger.latest_view(con, "allrows", "merged", scratch)
+            _write_manifest(con, dst_store, ledger.manifest_select("merged"), scratch / "merged", MERGED_MANIFEST)
     finally:
         con.close()
     ledger.remove_scratch(scratch)
@@ -132,6 +132,17 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
         skipped=int(counts.get("skipped", 0)), ignored=p.ignored, bytes_in=int(bytes_in), bytes_out=int(bytes_out), seconds=seconds,
         manifest=dst_store.url_of(run_key + ".parquet"), failures=failures,
     )
+
+
+def _write_manifest(con: Any, dst: Store, query: str, local: Path, key: str) -> None:
+    """``query``'s rows to ``key``.parquet and ``key``.csv in DST, through local files (the CSV
+    is copied from the parquet file, so the query runs once)."""
+    parquet, csv = local.with_suffix(".parquet"), local.with_suffix(".csv")
+    ledger.copy_out(con, query, parquet)
+    ledger.copy_out(con, f"SELECT * FROM read_parquet({ledger._q(parquet)})", csv, "csv")
+    dst.put_file(f"{key}.parquet", parquet, content_type="application/vnd.apache.parquet")
+    dst.put_file(f"{key}.csv", csv, content_type="text/csv")
+    csv.unlink(missing_ok=True)
 
 
 def summary_markdown(summary: Summary | Mapping[str, Any], title: str = "gancodec bulk compress") -> str:
