@@ -258,5 +258,9 @@ def test_bulk_decompress_plain(tmp_path, tiny, small_images):
     assert bulk.run_batches(str(src), str(gcx), tiny).ok == 3
     summary = bulk._run_decompress_plain(str(gcx), str(png), realism=False, device=None, batch_size=2)
     assert (summary.ok, summary.failed) == (3, 0)
+    # the run's manifest, written from the rows streamed to a file (two batches of 2 and 1)
+    manifest = pd.read_parquet(png / "_gancodec" / f"decompress-{summary.run_id}.parquet").sort_values("key")
+    assert manifest["key"].tolist() == ["p/0.jpg.gcx", "p/1.jpg.gcx", "p/2.jpg.gcx"] and set(manifest["status"]) == {"ok"}
+    assert len(pd.read_csv(png / "_gancodec" / f"decompress-{summary.run_id}.csv")) == 3
     out = Image.open(png / "p" / "1.jpg.png")
     assert out.size == (small_images[1].shape[1], small_images[1].shape[0])

@@ -35,12 +35,12 @@ _HOMES = {
     ),
     "manifest": ("MANIFEST_COLUMNS", "make_row", "rows_to_frame", "frame_to_rows", "parquet_bytes", "csv_bytes", "read_parquet_rows",
                  "load_state"),
-    "planner": ("Plan", "plan", "plan_decompress", "find_resumable", "load_plan", "fetch_state"),
+    "planner": ("Plan", "plan", "plan_decompress", "list_decompress", "find_resumable", "load_plan", "fetch_state"),
     "jobs": ("decode_source", "psnr", "encode", "verify_output", "compress_one", "cached_store", "part_key",
              "compress_batch", "write_part", "failed_batch_rows"),
     "run": ("Summary", "ImagesFailed", "MAX_FAILURES", "finish_run", "summary_markdown", "run_batches", "check_access", "run_cli",
             "load_flows"),
-    "decompress": ("decompress_one", "decompress_batch", "finish_decompress", "run_decompress_plain", "_run_decompress_plain"),
+    "decompress": ("RowSink", "decompress_one", "decompress_batch", "finish_decompress", "run_decompress_plain", "_run_decompress_plain"),
 }
 _WHERE = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = sorted(_WHERE)

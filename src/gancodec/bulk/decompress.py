@@ -1,4 +1,7 @@
-"""Decompressing a bucket: every ``.gcx`` under SRC back to a PNG under DST."""
+"""Decompressing a bucket: every ``.gcx`` under SRC back to a PNG under DST.
+
+Streamed like compression: the listing goes to a jobs file, batches are read back from it one at
+a time, and the rows go to a parquet file that DuckDB turns into the run's manifest."""
 
 from __future__ import annotations
 
@@ -9,9 +12,10 @@ from typing import Any, Mapping, Sequence
 from ..errors import BitstreamError, GancodecError, StorageError
 from ..storage import Store, check_key, is_transient
 from .jobs import _apply_torch_threads, cached_store
-from .manifest import csv_bytes, make_row, parquet_bytes
+from . import ledger
+from .manifest import MANIFEST_COLUMNS, make_row
 from .planner import plan_decompress
-from .run import Summary
+from .run import MAX_FAILURES, Summary, write_manifest
 from .settings import CONTROL_PREFIX, DEFAULT_BATCH_SIZE, new_run_id, now, png_key_for
 
 def decompress_one(src: Store, dst: Store, key: str, etag: str, *, realism: bool = False, device: str | None = None, weights: str | None = None, run_id: str = "") -> dict[str, Any]:
@@ -73,29 +77,62 @@ def decompress_batch(src: str | Store, dst: str | Store, jobs: Sequence[Mapping[
     return [decompress_one(s, d, j["key"], j.get("etag", ""), realism=realism, device=device, weights=weights, run_id=run_id) for j in jobs]
 
 
-def finish_decompress(dst: str | Store, run_id: str, rows: Sequence[Mapping[str, Any]], *, seconds: float = 0.0) -> Summary:
+class RowSink:
+    """A run's manifest rows, appended batch by batch to a parquet file on a scratch folder
+    (:class:`ledger.ListingWriter`: at most 50,000 rows in memory)."""
+
+    def __init__(self, run_id: str) -> None:
+        self.scratch = ledger.new_scratch(run_id)
+        self.path = self.scratch / "rows.parquet"
+        self.writer = ledger.ListingWriter(self.path, MANIFEST_COLUMNS)
+        self.closed = False
+
+    def add(self, rows: Sequence[Mapping[str, Any]]) -> None:
+        for r in rows:
+            self.writer.add(*(r.get(c) for c in MANIFEST_COLUMNS))
+
+    def close(self) -> None:
+        if not self.closed:
+            self.writer.close()
+            self.closed = True
+
+
+def finish_decompress(dst: str | Store, run_id: str, rows: RowSink | Sequence[Mapping[str, Any]], *, seconds: float = 0.0) -> Summary:
+    """Write the run's manifest (``_gancodec/decompress-<run>.parquet`` and ``.csv``, rows not
+    sorted) from the rows (a :class:`RowSink`, or a list for a small run), and summarise it."""
     d = cached_store(dst)
-    rows = sorted(rows, key=lambda r: r["key"])
+    if not isinstance(rows, RowSink):
+        sink = RowSink(run_id)
+        sink.add(rows)
+        rows = sink
+    rows.close()
     run_key = f"{CONTROL_PREFIX}decompress-{run_id}"
-    d.put(run_key + ".parquet", parquet_bytes(rows), content_type="application/vnd.apache.parquet")
-    d.put(run_key + ".csv", csv_bytes(rows), content_type="text/csv")
-    count = {s: sum(1 for r in rows if r["status"] == s) for s in ("ok", "failed", "skipped")}
+    con = ledger.connect(rows.scratch)
+    try:
+        con.execute(f"CREATE VIEW rows AS SELECT * FROM read_parquet({ledger._q(rows.path)})")
+        write_manifest(con, d, ledger.manifest_select("rows"), rows.scratch / "run", run_key)
+        count = dict(con.execute("SELECT status, count(*) FROM rows GROUP BY status").fetchall())
+        bytes_in, bytes_out = con.execute("SELECT coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0) FROM rows").fetchone()
+        model_id = con.execute("SELECT model_id FROM rows WHERE model_id <> '' LIMIT 1").fetchone()
+        setting = con.execute("SELECT setting FROM rows LIMIT 1").fetchone()
+        failures = [tuple(r) for r in con.execute(
+            f"SELECT key, error_kind, error FROM rows WHERE status = 'failed' ORDER BY key LIMIT {MAX_FAILURES}").fetchall()]
+    finally:
+        con.close()
+        ledger.remove_scratch(rows.scratch)
     return Summary(
-        run_id=run_id, model_id=next((r["model_id"] for r in rows if r["model_id"]), ""), setting=rows[0]["setting"] if rows else "",
-        ok=count["ok"], failed=count["failed"], skipped=count["skipped"], ignored=0,
-        bytes_in=sum(r["bytes_in"] or 0 for r in rows), bytes_out=sum(r["bytes_out"] or 0 for r in rows), seconds=seconds,
-        manifest=d.url_of(run_key + ".parquet"), failures=[(r["key"], r["error_kind"], r["error"]) for r in rows if r["status"] == "failed"][:50],
+        run_id=run_id, model_id=model_id[0] if model_id else "", setting=setting[0] if setting else "",
+        ok=int(count.get("ok", 0)), failed=int(count.get("failed", 0)), skipped=int(count.get("skipped", 0)), ignored=0,
+        bytes_in=int(bytes_in), bytes_out=int(bytes_out), seconds=seconds, manifest=d.url_of(run_key + ".parquet"), failures=failures,
     )
-
-
 
 
 def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | None, batch_size: int) -> Summary:
     t0 = time.perf_counter()
     run_id = new_run_id()
-    rows: list[dict[str, Any]] = []
+    rows = RowSink(run_id)
     for jobs in plan_decompress(src, batch_size=batch_size):
-        rows += decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id)
+        rows.add(decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id))
     return finish_decompress(dst, run_id, rows, seconds=time.perf_counter() - t0)
 
 _run_decompress_plain = run_decompress_plain  # the name before the split

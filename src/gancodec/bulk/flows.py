@@ -29,6 +29,7 @@ from prefect.utilities.annotations import quote  # noqa: E402
 from ..storage import is_transient  # noqa: E402
 from . import decompress as _decompress  # noqa: E402
 from . import jobs as _jobs  # noqa: E402
+from . import ledger as _ledger  # noqa: E402
 from . import planner as _plan  # noqa: E402
 from . import run as _run  # noqa: E402
 from .settings import ARTIFACT_KEY, DECOMPRESS_ARTIFACT_KEY, Settings, new_run_id  # noqa: E402
@@ -251,8 +252,9 @@ def bulk_compress(
 
 
 @task(name="plan-decompress", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
-def plan_decompress_task(src: str, batch_size: int) -> list[list[dict[str, Any]]]:
-    return _plan.plan_decompress(src, batch_size=batch_size)
+def plan_decompress_task(src: str, path: str) -> int:
+    """List the ``.gcx`` objects under ``src`` into the jobs file ``path``; how many."""
+    return _plan.list_decompress(src, path)
 
 
 @task(name="decompress-batch", task_run_name="decompress-batch-{batch_index}", cache_policy=NO_CACHE, persist_result=False, retries=4,
@@ -274,11 +276,13 @@ def bulk_decompress(src: str, dst: str, realism: bool = False, device: str = _D.
         return Failed(message=str(exc), data=exc)
     logger.info("decoder on %s", device)
     run_id = run_id or new_run_id()
-    rows: list[dict[str, Any]] = []
-    for i, jobs in enumerate(plan_decompress_task(src, batch_size)):
+    rows = _decompress.RowSink(run_id)  # streamed: the jobs and the rows are files on the scratch folder
+    jobs_path = rows.scratch / "jobs.parquet"
+    plan_decompress_task(src, str(jobs_path))
+    for i, jobs in _ledger.iter_batches(jobs_path, batch_size):
         state = decompress_batch_task(src, dst, quote(jobs), realism, device, weights, run_id, i, return_state=True)
         result = state.result(raise_on_failure=False)
-        rows.extend(_jobs.failed_batch_rows(jobs, {}, "", run_id, result) if isinstance(result, BaseException) else result)
+        rows.add(_jobs.failed_batch_rows(jobs, {}, "", run_id, result) if isinstance(result, BaseException) else result)
     summary = _decompress.finish_decompress(dst, run_id, rows, seconds=time.perf_counter() - t0)
     for key, kind, err in summary.failures:
         logger.warning("%s: failed (%s): %s", key, kind, err)

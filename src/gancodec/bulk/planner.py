@@ -259,19 +259,29 @@ def load_plan(dst: Store, run_id: str, settings: Settings, model_id: str) -> Pla
     return p
 
 
-def plan_decompress(src: str | Store, *, batch_size: int = DEFAULT_BATCH_SIZE) -> list[list[dict[str, Any]]]:
-    """Batches of the ``.gcx`` objects under SRC (the control folder excluded)."""
+def list_decompress(src: str | Store, path: str | Path) -> int:
+    """Write the ``.gcx`` objects under SRC (the control folder excluded) to a jobs file
+    (key, etag, size), streamed from the listing; return how many."""
     from .jobs import cached_store
 
-    batches: list[list[dict[str, Any]]] = []
-    batch: list[dict[str, Any]] = []
-    for info in cached_store(src).list():
-        if not info.key.endswith(OUTPUT_SUFFIX) or info.key.startswith(CONTROL_PREFIX):
-            continue
-        batch.append({"key": info.key, "etag": info.etag or "", "size": info.size})
-        if len(batch) >= batch_size:
-            batches.append(batch)
-            batch = []
-    if batch:
-        batches.append(batch)
-    return batches
+    writer = ledger.ListingWriter(path, {"key": "string", "etag": "string", "size": "int64"})
+    try:
+        for info in cached_store(src).list():
+            if info.key.endswith(OUTPUT_SUFFIX) and not info.key.startswith(CONTROL_PREFIX):
+                writer.add(info.key, info.etag or "", info.size)
+    finally:
+        writer.close()
+    return writer.count
+
+
+def plan_decompress(src: str | Store, *, batch_size: int = DEFAULT_BATCH_SIZE) -> Iterator[list[dict[str, Any]]]:
+    """Batches of the ``.gcx`` objects under SRC, listed into a file on the scratch folder first
+    and read back one batch at a time (never a row per object in memory)."""
+    scratch = ledger.new_scratch("decompress")
+    try:
+        path = scratch / "jobs.parquet"
+        list_decompress(src, path)
+        for _, jobs in ledger.iter_batches(path, batch_size):
+            yield jobs
+    finally:
+        ledger.remove_scratch(scratch)

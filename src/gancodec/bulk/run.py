@@ -105,7 +105,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, run_files + extra, "runrows")
-        _write_manifest(con, dst_store, ledger.manifest_select("runrows"), scratch / "run", run_key)
+        write_manifest(con, dst_store, ledger.manifest_select("runrows"), scratch / "run", run_key)
         con.execute(f"CREATE OR REPLACE VIEW runrows AS SELECT * FROM read_parquet({ledger._q(scratch / 'run.parquet')})")  # the same rows
         counts = dict(con.execute("SELECT status, count(*) FROM runrows GROUP BY status").fetchall())
         bytes_in, bytes_out = con.execute("SELECT coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0) FROM runrows WHERE status = 'ok'").fetchone()
@@ -123,7 +123,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
         else:
             ledger.rows_relation(con, files + extra, "allrows")
             ledger.latest_view(con, "allrows", "merged", scratch)
-            _write_manifest(con, dst_store, ledger.manifest_select("merged"), scratch / "merged", MERGED_MANIFEST)
+            write_manifest(con, dst_store, ledger.manifest_select("merged"), scratch / "merged", MERGED_MANIFEST)
     finally:
         con.close()
     ledger.remove_scratch(scratch)
@@ -134,7 +134,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
     )
 
 
-def _write_manifest(con: Any, dst: Store, query: str, local: Path, key: str) -> None:
+def write_manifest(con: Any, dst: Store, query: str, local: Path, key: str) -> None:
     """``query``'s rows to ``key``.parquet and ``key``.csv in DST, through local files (the CSV
     is copied from the parquet file, so the query runs once)."""
     parquet, csv = local.with_suffix(".parquet"), local.with_suffix(".csv")
