@@ -18,7 +18,7 @@ from sample_images import astronaut
 
 @pytest.fixture(scope="module")
 def stream() -> bytes:
-    return gancodec.compress(astronaut(128), quality=3)
+    return gancodec.compress(astronaut(128), quality=3, fallback=False)  # the learned (version-1) stream
 
 
 def _recrc(body: bytes) -> bytes:
@@ -62,7 +62,7 @@ def test_every_single_bit_flip_is_caught(stream):
 
 
 @pytest.mark.parametrize("offset,fmt,value,field", [
-    (4, "<B", 2, "version"),
+    (4, "<B", 3, "version"),  # 2 is the WebP container (tests below)
     (23, "<I", 0, "height"),
     (23, "<I", 1 << 31, "height/width"),  # a decompression bomb: refused before any allocation
     (31, "<B", 4, "channels"),
@@ -108,3 +108,79 @@ def test_trailing_bytes_are_refused(stream):
 def test_non_bytes_input():
     with pytest.raises(BitstreamError, match="expected bytes"):
         gancodec.decompress("not bytes")  # type: ignore[arg-type]
+
+
+# --------------------------------------------------------------------------- version 2 (WebP payload)
+
+
+def _webp(img: np.ndarray, quality: int = 50) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, format="WEBP", quality=quality)
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def v2() -> bytes:
+    return bitstream.write_classic("webp", 48, 64, 3, _webp(astronaut(64)[:48]))
+
+
+def test_a_v2_stream_round_trips(v2):
+    h, payloads = bitstream.read(v2)
+    assert (h.version, h.payload, h.width, h.height, h.channels, h.model_id) == (2, "webp", 64, 48, 3, None)
+    assert len(v2) == len(payloads[0]) + bitstream.CLASSIC_OVERHEAD
+    img = gancodec.decompress(v2)
+    assert img.mode == "RGB" and img.size == (64, 48)
+    assert np.abs(np.asarray(img).astype(int) - astronaut(64)[:48]).mean() < 12  # it is the picture
+
+
+def test_a_grey_v2_stream_decodes_to_mode_l():
+    grey = np.repeat(astronaut(64)[:, :, :1], 3, axis=2)
+    data = bitstream.write_classic("webp", 64, 64, 1, _webp(grey))
+    img = gancodec.decompress(data)
+    assert img.mode == "L" and img.size == (64, 64)
+
+
+@pytest.mark.parametrize("offset,fmt,value,field", [
+    (5, "<B", 9, "payload: kind 9"),
+    (6, "<I", 0, "height/width"),
+    (6, "<I", 1 << 31, "height/width"),  # refused before anything is allocated
+    (6, "<I", 47, "payload: the WebP is 64x48"),  # the WebP's own size must match the header's
+    (10, "<I", 65, "payload: the WebP is 64x48"),
+    (14, "<B", 2, "channels"),
+    (15, "<I", 10, "trailing data"),
+    (15, "<I", 1 << 30, "truncated"),
+    (19, "<4s", b"RIFX", "payload: not a WebP"),
+    (23, "<I", 5, "RIFF size"),
+])
+def test_v2_field_lies_name_the_field(v2, offset, fmt, value, field):
+    with pytest.raises(BitstreamError, match=field):
+        gancodec.decompress(_edit(v2, offset, fmt, value))
+
+
+def test_v2_truncation_trailing_data_and_bit_errors_are_refused(v2):
+    for n in (5, 10, 22, len(v2) - 1):
+        with pytest.raises(BitstreamError, match="truncated|crc32"):
+            bitstream.read(v2[:n])
+    with pytest.raises(BitstreamError, match="trailing data"):
+        bitstream.read(v2 + b"\0")
+    bad = bytearray(v2)
+    bad[40] ^= 1
+    with pytest.raises(BitstreamError, match="crc32"):
+        bitstream.read(bytes(bad))
+
+
+def test_a_v2_stream_with_an_undecodable_webp_names_the_payload(v2):
+    body = bytearray(v2[:-4])
+    body[19 + 30 : 19 + 60] = b"\xff" * 30  # inside the VP8 chunk: the RIFF frame is intact
+    with pytest.raises(BitstreamError, match="payload"):
+        gancodec.decompress(_recrc(bytes(body)))
+
+
+def test_a_reader_of_version_1_only_refuses_v2_asking_for_an_upgrade(v2, monkeypatch):
+    monkeypatch.setattr(bitstream, "VERSION_CLASSIC", -1)  # what a gancodec from before version 2 does
+    with pytest.raises(BitstreamError, match="version: format version 2 is not supported.*upgrade gancodec"):
+        bitstream.read(v2)

@@ -40,7 +40,7 @@ def _forbidden(modules: list[str]) -> list[str]:
 def stream(tmp_path_factory):
     path = tmp_path_factory.mktemp("layering") / "x.gcx"
     rng = np.random.default_rng(0)
-    path.write_bytes(compress(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8), quality=3))
+    path.write_bytes(compress(rng.integers(0, 256, (48, 80, 3), dtype=np.uint8), quality=3, fallback=False))
     return path
 
 
@@ -51,6 +51,27 @@ def test_decompressing_a_stream_loads_no_training_evaluation_or_orchestration_mo
         assert image.size == (80, 48), image.size
     """)
     assert "gancodec.codec" in loaded and "gancodec.models.coder" in loaded  # it did decode
+    assert _forbidden(loaded) == []
+
+
+def test_decoding_a_webp_fallback_stream_needs_no_weights(tmp_path):
+    from PIL import Image
+
+    from gancodec import bitstream
+
+    webp = tmp_path / "x.webp"
+    Image.new("RGB", (40, 24), (200, 30, 30)).save(webp, quality=80)
+    stream = tmp_path / "x.gcx"
+    stream.write_bytes(bitstream.write_classic("webp", 24, 40, 3, webp.read_bytes()))
+    loaded = _loaded_by(f"""
+        from gancodec import codec, decompress
+        def no_weights(*args, **kwargs):
+            raise AssertionError("a WebP stream loaded weights")
+        codec.load_model = codec.find_weights = no_weights
+        image = decompress(open({str(stream)!r}, "rb").read())
+        assert image.size == (40, 24) and image.getpixel((3, 3))[0] > 150, image.getpixel((3, 3))
+    """)
+    assert "gancodec.fallback" in loaded
     assert _forbidden(loaded) == []
 
 

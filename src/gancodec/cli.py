@@ -126,12 +126,14 @@ def cmd_compress(a: argparse.Namespace) -> int:
         task = search_bar(src, progress) if a.refine else None
         try:
             data = compress(src, quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size,
-                            refine_steps=a.refine, progress=None if task is None else lambda n: progress.advance(task, n))
+                            refine_steps=a.refine, progress=None if task is None else lambda n: progress.advance(task, n),
+                            fallback=a.fallback)
         finally:
             if task is not None:
                 progress.remove_task(task)
         atomic_write_bytes(dst, data, overwrite=a.force)
-        return f"{src} -> {dst}: {len(data)} bytes in {time.perf_counter() - t:.2f} s" if a.verbose else None
+        kind = "webp fallback" if data[4:5] == b"\x02" else "learned"
+        return f"{src} -> {dst}: {len(data)} bytes ({kind}) in {time.perf_counter() - t:.2f} s" if a.verbose else None
 
     from .data import IMAGE_SUFFIXES, compressed_name
 
@@ -176,6 +178,13 @@ def cmd_info(a: argparse.Namespace) -> int:
         h = read_header(data)
     except GancodecError as exc:
         raise _Fail(f"{p}: {exc}") from None
+    if h.version != 1:  # a classical payload (the WebP fallback): no model, no tiles
+        rows = [("file", str(p)), ("format", f"gcx version {h.version}"), ("payload", f"{h.payload} (fallback)"),
+                ("model needed", "no (decodes without weights)"), ("size", f"{h.width}x{h.height}"),
+                ("channels", f"{h.channels} ({'grayscale' if h.channels == 1 else 'RGB'})"), ("bit depth", str(h.bit_depth)),
+                ("payload bytes", str(h.payload_length)), ("bytes", str(len(data))), ("bpp", f"{len(data) * 8 / h.pixels:.4f}")]
+        _print_rows(rows)
+        return 0
     from .weights import default_model_id  # ids from file hashes: no torch, no model
     from .weights.history import find_weights, missing_weights_hint, version_of
 
@@ -188,15 +197,19 @@ def cmd_info(a: argparse.Namespace) -> int:
         known = f"yes ({found})" if found else f"no: {missing_weights_hint(h.model_id)}"
         if current is None and not found:
             known = "unknown (the default weights are missing or damaged)"
-    rows = [("file", str(p)), ("format", "gcx version 1"), ("model id", h.model_id),
+    rows = [("file", str(p)), ("format", "gcx version 1"), ("payload", "learned"), ("model id", h.model_id),
             ("weights version", release["version"] if release else "not a gancodec release"), ("model available", known),
             ("size", f"{h.width}x{h.height}"), ("channels", f"{h.channels} ({'grayscale' if h.channels == 1 else 'RGB'})"),
             ("bit depth", str(h.bit_depth)), ("quality", f"{h.quality:g}"), ("tile size", f"{h.tile_size} px, halo {h.halo} px"),
             ("tiles", str(h.n_tiles)), ("bytes", str(len(data))), ("bpp", f"{len(data) * 8 / h.pixels:.4f}")]
+    _print_rows(rows)
+    return 0
+
+
+def _print_rows(rows: list[tuple[str, str]]) -> None:
     width = max(len(k) for k, _ in rows)
     for k, v in rows:
         print(f"{k:<{width}}  {v}")
-    return 0
 
 
 def cmd_weights(a: argparse.Namespace) -> int:
@@ -244,6 +257,13 @@ def _refine_steps(text: str) -> int:
     return int(text)
 
 
+def fallback_arg(sp: argparse.ArgumentParser) -> None:
+    """--fallback/--no-fallback: the WebP safety net (gancodec.fallback), on by default."""
+    sp.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=True,
+                    help="store an image as WebP (a version-2 .gcx) when a WebP of no more bytes decodes more than "
+                         "0.1 dB PSNR better than the learned stream, as on screenshots and documents (default: on)")
+
+
 DEVICE_HELP = "auto (CUDA when present, else the CPU), cpu, cuda, cuda:1 ... (default: auto)"
 
 
@@ -273,6 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--device", default=None, help=DEVICE_HELP)
     c.add_argument("--tile-size", type=int, default=None, help="tile side in pixels (multiple of 64; default 1024)")
     refine_arg(c)
+    fallback_arg(c)
     force_arg(c)
     c.add_argument("-v", "--verbose", action="store_true")
     c.set_defaults(func=cmd_compress)
@@ -281,7 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("inputs", nargs="+", metavar="IN")
     d.add_argument("-o", "--output", required=True, metavar="OUT", help="an image file (one input) or a folder")
     d.add_argument("--realism", nargs="?", type=_strength, const=1.0, default=0.0, metavar="STRENGTH",
-                   help="use the GAN realism decoder; optional strength 0..1 blends it with the fidelity one (default 1)")
+                   help="use the GAN realism decoder; optional strength 0..1 blends it with the fidelity one (default 1); "
+                        "a WebP fallback file has none: it decodes as WebP, with a warning")
     d.add_argument("--device", default=None, help=DEVICE_HELP)
     force_arg(d)
     d.set_defaults(func=cmd_decompress)

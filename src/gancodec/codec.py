@@ -7,12 +7,17 @@
 ``quality`` is a continuous knob from 1 (smallest files) to 8 (best quality); ``bpp`` finds
 the quality that lands closest to a target bitrate (bisection on real encodes; with a latent
 search, a few searched encodes after the plain bisection).
+
+``fallback`` (on by default) is the WebP safety net (:mod:`gancodec.fallback`): the stream is
+replaced by a WebP one (format version 2) of no more bytes when that decodes clearly better,
+as on screenshots and documents, which the learned transforms code poorly.
 """
 
 from __future__ import annotations
 
 import math
 import os
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -20,7 +25,8 @@ import torch
 from PIL import Image
 
 from . import bitstream
-from .bitstream import Header
+from . import fallback as _fallback
+from .bitstream import ClassicHeader, Header
 from .data.imageio import ImageInput, load_image
 from .device import resolve_device
 from .errors import BitstreamError
@@ -66,7 +72,8 @@ def _encode(lm: LoadedModel, image: np.ndarray, quality: float, tile_size: int, 
 def compress(image: ImageInput, *, quality: float | None = None, bpp: float | None = None,
              device: str | torch.device | None = None, tile_size: int | None = None,
              weights: str | os.PathLike | None = None, max_pixels: int | None = None,
-             refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
+             refine_steps: int = 0, progress: Callable[[int], None] | None = None,
+             fallback: bool = True) -> bytes:
     """Compress an image (path, PIL image or uint8 array) into the bytes of a ``.gcx`` file.
 
     Give ``quality`` (1..8, default 4) or ``bpp`` (a target in bits per pixel), not both.
@@ -76,8 +83,13 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
     plain encodes find the quality, then at most 3 searched encodes correct it.
     ``progress(n)`` is told of every n search steps done (:func:`search_steps` gives the total
     for one encode).
+    ``fallback`` (default on): decode the learned stream and, when a WebP of no more bytes beats
+    it by more than 0.1 dB PSNR, return that instead (a version-2 stream; :mod:`gancodec.fallback`).
+    Costs one decode and ~7 WebP encodes; never makes the file larger or its PSNR lower.
     Raises :class:`~gancodec.DataError` for an unreadable image, ``ValueError`` for bad settings.
     """
+    if not isinstance(fallback, bool):
+        raise ValueError(f"fallback must be True or False, got {fallback!r}")
     if quality is not None and bpp is not None:
         raise ValueError("give quality or bpp, not both")
     check_refine_steps(refine_steps)
@@ -88,11 +100,16 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
     lm = load_model(weights)
     dev = resolve_device(device)
     if bpp is None:
-        return _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile, dev,
+        data = _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile, dev,
                        refine_steps, progress)
-    if not isinstance(bpp, (int, float)) or not math.isfinite(bpp) or bpp <= 0:
-        raise ValueError(f"bpp must be a positive number, got {bpp!r}")
-    return _search_bpp(lm, pixels, float(bpp), tile, dev, refine_steps, progress)
+    else:
+        if not isinstance(bpp, (int, float)) or not math.isfinite(bpp) or bpp <= 0:
+            raise ValueError(f"bpp must be a positive number, got {bpp!r}")
+        data = _search_bpp(lm, pixels, float(bpp), tile, dev, refine_steps, progress)
+    if fallback and _fallback.applies(pixels):
+        header, payloads = bitstream.read(data)
+        data = _fallback.choose(pixels, data, _decode_learned(header, payloads, lm, 0.0, None, dev)).data
+    return data
 
 
 def search_steps(height: int, width: int, refine_steps: int, tile_size: int | None = None) -> int:
@@ -198,7 +215,7 @@ def _model_for(header: Header, weights: str | os.PathLike | None) -> LoadedModel
                          f"model {lm.model_id} ({lm.path}); {missing_weights_hint(header.model_id)}")
 
 
-def read_header(data: bytes, *, max_pixels: int | None = None) -> Header:
+def read_header(data: bytes, *, max_pixels: int | None = None) -> Header | ClassicHeader:
     """The validated header of a ``.gcx`` file (raises :class:`BitstreamError`)."""
     return bitstream.read_header(data, max_pixels=max_pixels or bitstream.DEFAULT_MAX_PIXELS)
 
@@ -212,14 +229,30 @@ def decompress(data: bytes, *, realism: bool | float = False, device: str | torc
     0 and 1 blending the two. Raises :class:`~gancodec.BitstreamError` for anything malformed,
     truncated, foreign or made by another model; :class:`~gancodec.ModelError` when no realism
     decoder exists for the stream's model.
+
+    A version-2 stream (the WebP fallback) decodes with Pillow and needs no weights; ``realism``
+    does not apply to it (a warning says so, and the WebP decode is returned).
     """
     header, payloads = bitstream.read(data, max_pixels=max_pixels or bitstream.DEFAULT_MAX_PIXELS)
-    lm = _model_for(header, weights)
-    if header.quality < MIN_QUALITY or header.quality > lm.max_quality:
-        raise BitstreamError(f"quality: {header.quality} is outside this model's range {MIN_QUALITY:g}..{lm.max_quality:g}")
     strength = float(realism)  # True -> 1.0
     if not 0.0 <= strength <= 1.0:
         raise ValueError(f"realism must be False, True or a strength between 0 and 1, got {realism!r}")
+    if isinstance(header, ClassicHeader):
+        if strength:
+            warnings.warn(f"realism does not apply to a {header.payload} (fallback) stream: it is decoded as {header.payload}",
+                          UserWarning, stacklevel=2)
+        pixels = _fallback.decode(header, payloads[0])
+        return Image.fromarray(pixels[:, :, 0] if header.channels == 1 else pixels)
+    lm = _model_for(header, weights)
+    pixels = _decode_learned(header, payloads, lm, strength, realism_weights, resolve_device(device))
+    return Image.fromarray(pixels[:, :, 0] if header.channels == 1 else pixels)
+
+
+def _decode_learned(header: Header, payloads: list[bytes], lm: LoadedModel, strength: float,
+                    realism_weights: str | os.PathLike | None, device: torch.device) -> np.ndarray:
+    """A version-1 stream's pixels (HxWxC uint8) with the model that made it."""
+    if header.quality < MIN_QUALITY or header.quality > lm.max_quality:
+        raise BitstreamError(f"quality: {header.quality} is outside this model's range {MIN_QUALITY:g}..{lm.max_quality:g}")
     if strength:
         realism_model(lm, strength, realism_weights)  # a missing or foreign realism decoder fails before any work
     grid = TileGrid(header.height, header.width, header.tile_size)
@@ -231,5 +264,4 @@ def decompress(data: bytes, *, realism: bool | float = False, device: str | torc
         net = realism_model(lm, strength, realism_weights, dev) if strength else lm.on(dev)
         return synthesize(net, y_hat, rate, grid, header.channels, window, dev)
 
-    pixels = with_backoff(attempt, DEFAULT_TILE, resolve_device(device))
-    return Image.fromarray(pixels[:, :, 0] if header.channels == 1 else pixels)
+    return with_backoff(attempt, DEFAULT_TILE, device)

@@ -10,8 +10,10 @@
 
 The format is registered by extension (``.gcx``) and by magic (``GCX\\x89``), so
 ``Image.open`` recognises a stream under any name. Save options: ``quality`` (1..8, gancodec's
-scale, not JPEG's 0..100) or ``bpp``, plus ``device``, ``tile_size``, ``refine_steps`` and
-``weights``; open with ``Image.open(...)`` then ``im.load()`` decodes on the default device
+scale, not JPEG's 0..100) or ``bpp``, plus ``device``, ``tile_size``, ``refine_steps``,
+``weights`` and ``fallback`` (the WebP safety net, on by default; ``fallback=False`` turns it
+off). A WebP fallback stream (format version 2) opens like any other: ``im.info["payload"]``
+says ``"webp"`` (``"learned"`` otherwise), and it decodes without weights. Open with ``Image.open(...)`` then ``im.load()`` decodes on the default device
 (:func:`gancodec.decompress`). The codec itself loads on first use, so registering costs little.
 """
 
@@ -28,7 +30,7 @@ FORMAT = "GCX"
 EXTENSION = ".gcx"
 MIME = "image/x-gcx"
 #: Options ``im.save(..., **options)`` passes on to :func:`gancodec.compress`.
-SAVE_OPTIONS = ("quality", "bpp", "device", "tile_size", "refine_steps", "weights")
+SAVE_OPTIONS = ("quality", "bpp", "device", "tile_size", "refine_steps", "weights", "fallback")
 
 
 def _accept(prefix: bytes) -> bool:
@@ -49,8 +51,10 @@ class GcxImageFile(ImageFile.ImageFile):
             raise SyntaxError(f"not a valid gcx stream ({exc})") from None
         self._size = (header.width, header.height)
         self._mode = "L" if header.channels == 1 else "RGB"
-        self.info["quality"] = header.quality
-        self.info["model_id"] = header.model_id
+        self.info["payload"] = header.payload
+        if header.version == 1:
+            self.info["quality"] = header.quality
+            self.info["model_id"] = header.model_id
         self._gcx = data
         self.tile = [ImageFile._Tile("gcx", (0, 0) + self.size, 0, None)]
 

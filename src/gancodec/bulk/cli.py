@@ -36,6 +36,9 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
     b.add_argument("--refine", type=int, default=_D["refine_steps"], metavar="STEPS",
                    help=f"search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
                         f"(default: {GPU_REFINE_STEPS} on CUDA, 0 = off on the CPU)")
+    b.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=_D["fallback"],
+                   help="store an image as WebP (a version-2 .gcx) when a WebP of no more bytes decodes more than 0.1 dB "
+                        "PSNR better than the learned stream (default: on; not part of the setting, docs/bulk.md)")
     b.add_argument("--resume", action="store_true",
                    help="go on with the newest unfinished run of the same settings (no new listing; its done batches stay done)")
     b.add_argument("--psnr-floor", type=float, default=_D["psnr_floor"], metavar="DB",
@@ -61,7 +64,7 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
 def settings_from_args(a: argparse.Namespace) -> Settings:
     return Settings(quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size, psnr_floor=a.psnr_floor, weights=a.weights,
                     refine_steps=a.refine, recompress_other_models=a.recompress_other_models, batch_size=a.batch_size,
-                    shard=a.shard, concurrency=a.concurrency)
+                    shard=a.shard, concurrency=a.concurrency, fallback=a.fallback)
 
 
 def _run(a: argparse.Namespace, settings: Any, error: Callable[[str], None] | None, **kw: Any) -> int:

@@ -44,13 +44,30 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def encode(pixels: np.ndarray, settings: Settings) -> bytes:
-    """Compress with the settings. Out of memory is the codec's own back-off (half the tile,
+    """Compress with the settings (the learned stream: the WebP fallback is chosen after the
+    verification, from its decode, by :func:`apply_fallback`). Out of memory is the codec's own back-off (half the tile,
     down to the smallest, then the CPU: one policy, :mod:`gancodec.tiling`); an OOM that
     escapes it is the image's ``failed`` row of kind ``oom`` (retried by the next run)."""
     from .. import codec
 
     return codec.compress(pixels, quality=settings.quality, bpp=settings.bpp, device=settings.codec_device, tile_size=settings.tile_size,
-                          refine_steps=settings.search_steps, **({"weights": settings.weights} if settings.weights else {}))
+                          refine_steps=settings.search_steps, fallback=False,
+                          **({"weights": settings.weights} if settings.weights else {}))
+
+
+def apply_fallback(pixels: np.ndarray, blob: bytes, decoded: np.ndarray, value: float, model_id: str,
+                   settings: Settings) -> tuple[bytes, float, str]:
+    """The WebP safety net on a verified learned output: (bytes, PSNR, payload) to store. Reuses
+    the verification's decode, so bulk pays only the WebP encodes; a WebP output is verified
+    like any other (a WebP decode)."""
+    from .. import fallback
+
+    if not settings.fallback or not fallback.applies(pixels):
+        return blob, value, "learned"
+    choice = fallback.choose(pixels, blob, decoded)
+    if choice.payload == "learned":
+        return blob, value, "learned"
+    return choice.data, verify_output(choice.data, pixels, model_id, settings), choice.payload
 
 
 def verify_output(data: bytes, pixels: np.ndarray, model_id: str, settings: Settings) -> float:
@@ -58,12 +75,17 @@ def verify_output(data: bytes, pixels: np.ndarray, model_id: str, settings: Sett
 
     Returns the PSNR; raises :class:`BitstreamError` naming what is wrong.
     """
+    return verify_decoded(data, pixels, model_id, settings)[0]
+
+
+def verify_decoded(data: bytes, pixels: np.ndarray, model_id: str, settings: Settings) -> tuple[float, np.ndarray]:
+    """:func:`verify_output`, also returning the decode (HxWxC uint8)."""
     from .. import codec
     from ..data.imageio import load_image
 
     header = codec.read_header(data)
     h, w, c = pixels.shape
-    if header.model_id != model_id:
+    if header.version == 1 and header.model_id != model_id:  # a WebP fallback names no model
         raise BitstreamError(f"model_id: output names model {header.model_id}, expected {model_id}")
     if (header.height, header.width, header.channels) != (h, w, c):
         raise BitstreamError(f"size: output is {header.width}x{header.height}x{header.channels}, source is {w}x{h}x{c}")
@@ -77,7 +99,7 @@ def verify_output(data: bytes, pixels: np.ndarray, model_id: str, settings: Sett
     value = psnr(out, pixels)
     if value < settings.psnr_floor:
         raise BitstreamError(f"psnr: output decodes at {value:.2f} dB, below the sanity floor of {settings.psnr_floor:g} dB")
-    return value
+    return value, out
 
 
 def _output_metadata(row: Mapping[str, Any]) -> dict[str, str]:
@@ -86,6 +108,7 @@ def _output_metadata(row: Mapping[str, Any]) -> dict[str, str]:
         "gancodec-source-sha256": row["sha256"],
         "gancodec-model": row["model_id"],
         "gancodec-setting": row["setting"],
+        "gancodec-payload": row["payload"],
         "gancodec-psnr": f"{row['psnr']:.4f}",
         "gancodec-bytes-in": str(row["bytes_in"]),
         "gancodec-size": f"{row['width']}x{row['height']}x{row['channels']}",
@@ -106,7 +129,8 @@ def _adopt(src: Store, dst: Store, job: Mapping[str, Any], existing: ObjectInfo,
             return make_row(
                 **base, status="ok", sha256=meta.get("gancodec-source-sha256", ""), bytes_in=int(meta.get("gancodec-bytes-in", 0)),
                 bytes_out=existing.size, width=w, height=h, channels=c, bpp=existing.size * 8 / max(1, w * h),
-                psnr=float(meta.get("gancodec-psnr", "nan")), note=f"adopted output of run {meta.get('gancodec-run', '?')}",
+                psnr=float(meta.get("gancodec-psnr", "nan")), payload=meta.get("gancodec-payload", "learned"),
+                note=f"adopted output of run {meta.get('gancodec-run', '?')}",
                 attempts=0, seconds=time.perf_counter() - t0, finished_at=now(),
             )
         except ValueError:
@@ -126,12 +150,13 @@ def _adopt(src: Store, dst: Store, job: Mapping[str, Any], existing: ObjectInfo,
         header = _read_header(blob)
     except (DataError, BitstreamError, ModelError):
         return None
-    if settings.quality is not None and header.quality != round(float(settings.quality), 3):
+    # (a WebP fallback stores no quality: the manifest's setting check above is all there is)
+    if header.version == 1 and settings.quality is not None and header.quality != round(float(settings.quality), 3):
         return None
     h, w, c = pixels.shape
     return make_row(
         **base, status="ok", sha256=hashlib.sha256(data).hexdigest(), bytes_in=len(data), bytes_out=len(blob),
-        width=w, height=h, channels=c, bpp=len(blob) * 8 / (w * h), psnr=value, quality=header.quality,
+        width=w, height=h, channels=c, bpp=len(blob) * 8 / (w * h), psnr=value, quality=header.quality, payload=header.payload,
         note="adopted existing output (re-verified)", attempts=0, seconds=time.perf_counter() - t0, finished_at=now(),
     )
 
@@ -188,8 +213,9 @@ def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Setti
         base.update(width=w, height=h, channels=c)
         attempts = 1
         blob = encode(pixels, settings)
-        value = verify_output(blob, pixels, model_id, settings)
-        header = _read_header(blob)
+        value, decoded = verify_decoded(blob, pixels, model_id, settings)
+        header = _read_header(blob)  # the learned stream's: its quality is the row's (a WebP's budget)
+        blob, value, payload = apply_fallback(pixels, blob, decoded, value, model_id, settings)
     except DataError as exc:
         return failed("data", exc)
     except BitstreamError as exc:
@@ -202,7 +228,7 @@ def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Setti
         return failed("internal", f"{type(exc).__name__}: {exc}", attempts=attempts)
     row = make_row(
         **base, status="ok", bytes_out=len(blob), bpp=len(blob) * 8 / (h * w), psnr=value, quality=header.quality,
-        note="; ".join(notes), attempts=attempts, finished_at="",
+        payload=payload, note="; ".join(notes), attempts=attempts, finished_at="",
     )
     try:
         dst.put(out_key, blob, metadata=_output_metadata(row), content_type="application/x-gancodec")

@@ -29,7 +29,8 @@ MANIFEST_COLUMNS: dict[str, str] = {
     "psnr": "float64",
     "model_id": "string",
     "setting": "string",
-    "quality": "float64",
+    "quality": "float64",  # the learned encode's (for a webp row: the one whose bytes bounded the WebP)
+    "payload": "string",  # learned | webp (the WebP fallback, gancodec.fallback); "" when failed
     "target_bpp": "float64",
     "status": "string",  # ok | failed | skipped
     "error_kind": "string",  # data | verify | key | oom | storage | internal ("" when ok)

@@ -52,6 +52,8 @@ class Settings:
     batch_size: int = DEFAULT_BATCH_SIZE
     shard: str | None = None  # "i/n": only keys whose CRC32 falls in shard i of n
     concurrency: int = 1  # batches at once inside one run (1 suits one GPU)
+    fallback: bool = True  # the WebP safety net (gancodec.fallback); not part of ``label``
+
 
     def __post_init__(self) -> None:
         if self.quality is not None and self.bpp is not None:
@@ -70,6 +72,8 @@ class Settings:
                 raise ValueError(f"{name.replace('_', ' ')} must be at least 1, got {v!r}")
         if self.device is None:  # a flow parameter or older caller giving None means auto
             object.__setattr__(self, "device", "auto")
+        if not isinstance(self.fallback, bool):
+            raise ValueError(f"fallback must be true or false, got {self.fallback!r}")
         parse_shard(self.shard)
 
     @property
@@ -83,7 +87,9 @@ class Settings:
         else:
             rate = "quality=default"
         # an explicit search is part of the setting (turning it on redoes outputs made without);
-        # the automatic one is not: a CPU worker and a GPU worker keep each other's outputs
+        # the automatic one is not: a CPU worker and a GPU worker keep each other's outputs.
+        # The WebP fallback is not either: it never makes an output larger or worse, so outputs
+        # made before it existed (or with it off) stay current and a bucket is not redone for it
         return f"{rate},refine={self.refine_steps}" if self.refine_steps else rate
 
     @property

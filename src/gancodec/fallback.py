@@ -1,0 +1,120 @@
+"""The WebP safety net: a per-image choice between the learned stream and WebP at no more bytes.
+
+The learned transforms never learned text or flat synthetic graphics: on screenshots, documents
+and renders gancodec loses 2-4 dB PSNR to WebP at equal bytes (issue 20). This does not make the
+learned model better; it bounds the loss per image. After the learned encode (``B`` bytes),
+:func:`choose` encodes the image with WebP (Pillow/libwebp, method 4) at the highest quality
+whose version-2 ``.gcx`` file (:func:`gancodec.bitstream.write_classic`) is at most ``B``
+bytes, decodes it, and keeps it only when its PSNR beats the learned decode's by more than
+:data:`MARGIN_DB`. So a file never grows and its PSNR never drops.
+
+:func:`decode` turns a version-2 stream back into pixels; it needs no weights (and no torch).
+This module imports only the bitstream layer, numpy and Pillow.
+"""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from . import bitstream
+from .bitstream import ClassicHeader
+from .errors import BitstreamError
+
+#: WebP must beat the learned decode by more than this (dB PSNR) to replace it. 0.1 dB is below
+#: what anyone sees but above the noise of a near tie, so photos, where the two are level, keep
+#: the learned stream (and its realism decoder) unless WebP is clearly better.
+MARGIN_DB = 0.1
+WEBP_METHOD = 4  # libwebp's speed/size trade-off: the setting the evaluation measures WebP at
+_QUALITIES = (0, 100)
+
+
+@dataclass(frozen=True)
+class Choice:
+    """What :func:`choose` decided: the stream kept and both PSNRs (``webp_psnr`` is None when
+    no WebP was tried or none fitted the budget)."""
+
+    data: bytes
+    payload: str  # "learned" or "webp"
+    learned_psnr: float
+    webp_psnr: float | None
+    webp_quality: int | None
+    pixels: np.ndarray  # the kept stream's decode, HxWxC uint8
+
+
+def psnr(x: np.ndarray, y: np.ndarray) -> float:
+    """PSNR in dB over all channels at a 255 peak, ``inf`` when identical: the definition of
+    :func:`gancodec.eval.metrics.psnr` (which the codec layer may not import)."""
+    d = x.astype(np.float64) - y.astype(np.float64)
+    err = float(np.mean(d * d))
+    return float("inf") if err == 0.0 else 10.0 * np.log10(255.0**2 / err)
+
+
+def applies(pixels: np.ndarray) -> bool:
+    """Whether WebP can code the image at all (at most 16383 pixels per side)."""
+    h, w = pixels.shape[:2]
+    return h <= bitstream.WEBP_MAX_SIDE and w <= bitstream.WEBP_MAX_SIDE
+
+
+def _webp(rgb: Image.Image, quality: int) -> bytes:
+    buf = io.BytesIO()
+    rgb.save(buf, format="WEBP", quality=quality, method=WEBP_METHOD)
+    return buf.getvalue()
+
+
+def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | None:
+    """The version-2 ``.gcx`` file of the highest WebP quality (0..100) that fits in ``max_bytes``
+    (container included), and that quality; None when even quality 0 does not fit. Binary search:
+    ~7 encodes (a WebP's size grows with its quality)."""
+    h, w, c = pixels.shape
+    rgb = Image.fromarray(np.repeat(pixels, 3, axis=2) if c == 1 else pixels, "RGB")  # WebP codes grey as RGB
+    lo, hi = _QUALITIES
+    best = None
+    while lo <= hi:
+        q = (lo + hi) // 2
+        data = bitstream.write_classic("webp", h, w, c, _webp(rgb, q))
+        if len(data) <= max_bytes:
+            best, lo = (data, q), q + 1
+        else:
+            hi = q - 1
+    return best
+
+
+def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margin_db: float = MARGIN_DB) -> Choice:
+    """Keep ``learned`` (whose decode is ``learned_pixels``) or replace it by a WebP of no more
+    bytes that beats it by more than ``margin_db`` dB PSNR."""
+    learned_psnr = psnr(pixels, learned_pixels)
+    keep = Choice(learned, "learned", learned_psnr, None, None, learned_pixels)
+    if not applies(pixels):
+        return keep
+    found = encode_within(pixels, len(learned))
+    if found is None:
+        return keep
+    data, q = found
+    header, payloads = bitstream.read(data)
+    decoded = decode(header, payloads[0])
+    value = psnr(pixels, decoded)
+    if value > learned_psnr + margin_db:
+        return Choice(data, "webp", learned_psnr, value, q, decoded)
+    return Choice(learned, "learned", learned_psnr, value, q, learned_pixels)
+
+
+def decode(header: ClassicHeader, payload: bytes) -> np.ndarray:
+    """The pixels (HxWxC uint8, C = the header's channels) of a version-2 stream's payload, read
+    by :func:`gancodec.bitstream.read` (which checked the WebP's own size against the header)."""
+    if header.payload != "webp":
+        raise BitstreamError(f"payload: kind {header.payload!r} cannot be decoded by this gancodec; upgrade gancodec")
+    try:
+        with Image.open(io.BytesIO(payload), formats=["WEBP"]) as im:
+            if im.size != (header.width, header.height):  # read() checked; a direct caller may not have
+                raise BitstreamError(f"payload: the WebP is {im.size[0]}x{im.size[1]}, the header says {header.width}x{header.height}")
+            img = im.convert("L" if header.channels == 1 else "RGB")
+    except BitstreamError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Pillow raises several types for a broken file
+        raise BitstreamError(f"payload: the WebP cannot be decoded ({type(exc).__name__}: {exc})") from None
+    arr = np.asarray(img)
+    return arr[:, :, None] if arr.ndim == 2 else arr
