@@ -133,11 +133,11 @@ def main() -> None:
         if a.only and not name.startswith(tuple(a.only)):
             continue
         for q in a.qualities:
-            data = compress(img, quality=q, weights=a.weights)
+            data = compress(img, quality=q, weights=a.weights, fallback=False)
             dec = np.asarray(decompress(data, weights=a.weights))
             row = {"crop": name, "quality": q, "gancodec": _stats(img, dec, len(data))}
             grey = _grey(img)
-            gdata = compress(grey, quality=q, weights=a.weights)
+            gdata = compress(grey, quality=q, weights=a.weights, fallback=False)
             gdec = np.asarray(decompress(gdata, weights=a.weights))
             row["gancodec"]["grey_false_colour"] = _chroma_rms(gdec)
             # the same grey image decoded as one channel (the channel mean: what channels = 1 gives)

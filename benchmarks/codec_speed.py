@@ -52,7 +52,7 @@ def main() -> None:
     for path in paths:
         img = np.asarray(Image.open(path).convert("RGB"))
         h, w = img.shape[:2]
-        data, t_enc = timed(lambda: gancodec.compress(img, quality=a.quality, device="cpu"))
+        data, t_enc = timed(lambda: gancodec.compress(img, quality=a.quality, device="cpu", fallback=False))
         out, t_dec = timed(lambda: np.asarray(gancodec.decompress(data, device="cpu")))
         rate = metrics.bpp(len(data), h, w)
         row = {"gancodec": (rate, metrics.psnr(img, out), t_enc, t_dec)}

@@ -48,7 +48,7 @@ def main() -> None:
         for im in images:
             for k, w in models.items():
                 t = time.perf_counter()
-                data = gancodec.compress(im, quality=q, weights=w)
+                data = gancodec.compress(im, quality=q, weights=w, fallback=False)
                 t1 = time.perf_counter()
                 out = np.asarray(gancodec.decompress(data, weights=w))
                 s = stats[k]

@@ -31,7 +31,7 @@ yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
 img = np.stack([128 + 60 * np.sin(xx / 97 + c) * np.cos(yy / 61 - c) for c in range(3)], -1)
 img = np.clip(img + rng.normal(0, 6, img.shape).astype(np.float32), 0, 255).astype(np.uint8)
 del yy, xx
-t = time.perf_counter(); data = gancodec.compress(img, quality={quality}, device="cpu"); te = time.perf_counter() - t
+t = time.perf_counter(); data = gancodec.compress(img, quality={quality}, device="cpu", fallback=False); te = time.perf_counter() - t
 t = time.perf_counter(); out = gancodec.decompress(data, device="cpu"); td = time.perf_counter() - t
 print(json.dumps({{"encode_s": te, "decode_s": td, "bytes": len(data),
                   "peak_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}}))

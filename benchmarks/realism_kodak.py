@@ -71,7 +71,7 @@ def main() -> None:
     for n, (name, x) in enumerate(images.items()):
         corner = texture_window(x, CROP)
         for q in a.qualities:
-            data = gancodec.compress(x, quality=q, weights=a.weights)
+            data = gancodec.compress(x, quality=q, weights=a.weights, fallback=False)
             decoded = {}
             for s in a.strengths:
                 out = np.asarray(gancodec.decompress(data, weights=a.weights, realism=s if s > 0 else False,

@@ -45,7 +45,7 @@ def main() -> None:
         rw = str(Path(tempfile.mkdtemp()) / "realism-untrained.pt")
         export_realism(lm.model.g_s, lm.model_id, rw)
         note = "untrained (fidelity weights; timing only)"
-    streams = [gancodec.compress(Image.open(q), quality=a.quality) for q in paths]
+    streams = [gancodec.compress(Image.open(q), quality=a.quality, fallback=False) for q in paths]
     gancodec.decompress(streams[0]), gancodec.decompress(streams[0], realism=a.strength, realism_weights=rw)  # warm up
     fid, rea = [], []
     for data in streams:

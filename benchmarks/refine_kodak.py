@@ -58,7 +58,7 @@ def main() -> None:
         for im in images:
             for k, steps in (("plain", 0), ("refined", a.steps)):
                 t = time.perf_counter()
-                data = gancodec.compress(im, quality=q, refine_steps=steps)
+                data = gancodec.compress(im, quality=q, refine_steps=steps, fallback=False)
                 stats[k]["enc"] += time.perf_counter() - t
                 stats[k]["bytes"] += len(data)
                 stats[k]["psnr"].append(psnr(im, np.asarray(gancodec.decompress(data))))

@@ -53,7 +53,7 @@ def main() -> None:
     for path in paths:
         x = np.asarray(Image.open(path).convert("RGB"))
         for q in a.qualities:
-            data = gancodec.compress(x, quality=q)
+            data = gancodec.compress(x, quality=q, fallback=False)
             y = np.asarray(gancodec.decompress(data))
             bpp = len(data) * 8 / (x.shape[0] * x.shape[1])
             variants = {"decoded": y, "chroma-smoothed": chroma_smoothed(y), "blurred-more": blurred(y, 0.5),

@@ -40,6 +40,27 @@ def test_bd_rate_per_class_and_the_worst_image():
     assert any(line.startswith("| screen | 2 |") and "ui (-3.00 dB)" in line for line in lines)
 
 
+def test_the_webp_fallback_codec_gets_its_own_columns():
+    rows = _rows()
+    safe = rows[rows.codec == "gancodec"].copy()
+    safe["codec"] = "gancodec+webp"
+    ui = safe.image == "ui"  # the screenshot falls back at every quality: 3 dB better at the same bytes
+    safe.loc[ui, "psnr"] += 3.0
+    safe["payload"] = np.where(ui, "webp", "learned")
+    table = {e["class"]: e for e in class_table(pd.concat([rows, safe], ignore_index=True), anchors=("webp",))}
+    screen, photos = table["screen"], table["photos"]
+    assert screen["worst_gap"]["gap_db_vs_webp"] == pytest.approx(-3.0, abs=0.05)  # the learned codec's row is unchanged
+    f = screen["fallback"]
+    assert f["fallback_share"] == 0.5 and photos["fallback"]["fallback_share"] == 0.0
+    assert f["worst_gap"]["image"] == "ui" and f["worst_gap"]["gap_db_vs_webp"] == pytest.approx(0.0, abs=0.05)
+    assert f["bd_rate_vs_webp"] < screen["bd_rate"]["webp"] - 10
+    lines = markdown({"classes": list(table.values())})
+    assert "with WebP fallback: BD-rate vs WebP | points stored as WebP |" in lines[0]
+    assert any(line.startswith("| screen | 2 |") and "| ui (-3.00 dB) |" in line and "| 50 % | ui (+0.00 dB) |" in line
+               for line in lines)
+    assert "| 0 % |" in next(line for line in lines if line.startswith("| photos"))
+
+
 def test_missing_columns_and_empty_sets_are_errors(tmp_path):
     with pytest.raises(DataError, match=r"lack column\(s\) \['class'\]"):
         class_table(_rows().drop(columns=["class"]))
@@ -62,6 +83,10 @@ def test_evaluate_classes_measures_every_class_from_real_bytes(tmp_path):
     assert list(dict.fromkeys(rows["class"])) == ["screen", "studio"] and set(rows.image) == {"ui", "studio"}
     assert (rows.bpp == rows.bytes * 8 / (64 * 64)).all()
     assert [c["class"] for c in summary["classes"]] == ["screen", "studio"]
+    safe = rows[rows.codec == "gancodec+webp"]  # the fallback on, beside the learned codec
+    assert len(safe) == len(rows[rows.codec == "gancodec"]) == 4 and set(safe.payload) <= {"learned", "webp"}
+    assert (safe.bytes.to_numpy() <= rows[rows.codec == "gancodec"].bytes.to_numpy()).all()  # never more bytes
+    assert all("fallback" in c for c in summary["classes"])
     assert summary["test_sets"]["screen"] == [str(tmp_path / "ui.png")]
 
 

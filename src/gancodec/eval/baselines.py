@@ -288,15 +288,25 @@ def hevc444(preset: str = "medium") -> Codec:
 QUALITY_SWEEP_GANCODEC = (1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0)
 
 
-def gancodec_codec(*, weights: Optional[str] = None, device: Optional[str] = None, refine_steps: int = 0) -> Codec:
+#: The name of gancodec with its WebP fallback on, as the per-class table measures it.
+FALLBACK_NAME = "gancodec+webp"
+
+
+def gancodec_codec(*, weights: Optional[str] = None, device: Optional[str] = None, refine_steps: int = 0,
+                   fallback: bool = False) -> Codec:
     """gancodec as a :class:`Codec` (knob: quality 1..8): measured by the same sweep, metrics
     and RD curves as every other codec. ``weights``, ``device`` and ``refine_steps`` go to
-    :func:`gancodec.compress` / :func:`gancodec.decompress`; the codec loads on first use."""
+    :func:`gancodec.compress` / :func:`gancodec.decompress`; the codec loads on first use.
+
+    ``fallback`` is off: the evaluation measures the learned codec, not the WebP safety net
+    that ``compress`` turns on for users. With ``fallback=True`` the codec is named
+    :data:`FALLBACK_NAME` (the per-class table measures both)."""
 
     def encode(img: np.ndarray, quality: Setting) -> bytes:
         from .. import compress
 
-        return compress(img, quality=float(quality), device=device, weights=weights, refine_steps=refine_steps)
+        return compress(img, quality=float(quality), device=device, weights=weights, refine_steps=refine_steps,
+                        fallback=fallback)
 
     def decode(data: bytes) -> np.ndarray:
         from .. import decompress
@@ -314,7 +324,9 @@ def gancodec_codec(*, weights: Optional[str] = None, device: Optional[str] = Non
         return None
 
     what = f"weights {weights}" if weights else "shipped weights"
-    return Codec("gancodec", f"gancodec ({what}{', latent search ' + str(refine_steps) if refine_steps else ''})",
+    what += ", WebP fallback" if fallback else ""
+    return Codec(FALLBACK_NAME if fallback else "gancodec",
+                 f"gancodec ({what}{', latent search ' + str(refine_steps) if refine_steps else ''})",
                  1.0, 8.0, QUALITY_SWEEP_GANCODEC, False, encode, decode, missing)
 
 

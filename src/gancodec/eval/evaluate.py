@@ -174,7 +174,7 @@ def side_by_side(img: np.ndarray, path: str | Path, *, weights: str | None, targ
     from . import metrics
 
     h, w = img.shape[:2]
-    data = compress(img, bpp=target_bpp, weights=weights)
+    data = compress(img, bpp=target_bpp, weights=weights, fallback=False)  # the learned codec
     ours_bpp = metrics.bpp(len(data), h, w)
     panels = [("original", img, None), ("gancodec", np.asarray(decompress(data, weights=weights)), ours_bpp)]
     for name in codecs:

@@ -9,6 +9,7 @@ curves are. :func:`rd_sweep` is that sweep with gancodec's column names.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Mapping
 
 import numpy as np
@@ -18,17 +19,32 @@ from . import baselines
 
 
 def rd_sweep(images: Mapping[str, np.ndarray], qualities, *, device=None, weights=None,
-             with_ms_ssim: bool = True, perceptual: bool = False, progress=None, refine_steps: int = 0) -> pd.DataFrame:
+             with_ms_ssim: bool = True, perceptual: bool = False, progress=None, refine_steps: int = 0,
+             fallback: bool = False) -> pd.DataFrame:
     """One row per (image, quality): bytes, bpp, psnr, ms_ssim, encode_s, decode_s (+ ssimulacra2),
     and ``quality`` (= ``setting``). ``progress`` is called per (image, quality).
 
-    ``refine_steps``: encoder-side latent search per tile (``compress(..., refine_steps=)``)."""
-    codec = baselines.gancodec_codec(weights=weights, device=device, refine_steps=refine_steps)
+    ``refine_steps``: encoder-side latent search per tile (``compress(..., refine_steps=)``).
+    ``fallback``: measure ``compress(..., fallback=True)`` (codec ``gancodec+webp``) instead of
+    the learned codec, with a ``payload`` column (learned | webp) per point."""
+    codec = baselines.gancodec_codec(weights=weights, device=device, refine_steps=refine_steps, fallback=fallback)
+    payloads: list[str] = []
+    if fallback:  # the sweep encodes once per row, in row order: note each stream's payload
+        from ..bitstream import read_header
+
+        def encode(img: np.ndarray, quality: float, inner=codec._encode) -> bytes:
+            data = inner(img, quality)
+            payloads.append(read_header(data).payload)
+            return data
+
+        codec = dataclasses.replace(codec, _encode=encode)
     df = baselines.sweep(codec, images, [float(q) for q in qualities], perceptual=perceptual, progress=progress,
                          with_ms_ssim=with_ms_ssim)
     if df.empty:
         return df
     df.insert(df.columns.get_loc("setting") + 1, "quality", df["setting"].astype(float))
+    if fallback:
+        df["payload"] = payloads
     return df
 
 

@@ -51,7 +51,7 @@ def realism_table(images: Mapping[str, np.ndarray], qualities: Sequence[float], 
     rows = []
     for name, x in images.items():
         for q in qualities:
-            data = compress(x, quality=q, weights=weights)
+            data = compress(x, quality=q, weights=weights, fallback=False)  # a WebP stream has no realism decoder
             outs = {decoder_name(s): np.asarray(decompress(data, weights=weights, realism=s if s > 0 else False,
                                                           realism_weights=realism_weights)) for s in strengths}
             fid, real = outs["fidelity"], outs[decoder_name(max(strengths))]
