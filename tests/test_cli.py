@@ -8,7 +8,7 @@ import sys
 import numpy as np
 from PIL import Image
 
-from sample_images import astronaut, camera
+from sample_images import astronaut, camera, text_page
 
 
 def run(*args: str, cwd=None) -> subprocess.CompletedProcess:
@@ -105,3 +105,20 @@ def test_rgba_warning_is_printed(tmp_path):
     Image.fromarray(np.dstack([astronaut(64), np.full((64, 64), 9, np.uint8)])).save(src)
     r = run("compress", src, "-o", tmp_path / "rgba.gcx")
     assert r.returncode == 0 and "warning" in r.stderr and "alpha" in r.stderr
+
+
+def test_a_text_image_falls_back_to_webp_unless_told_not_to(tmp_path):
+    src = tmp_path / "page.png"
+    Image.fromarray(text_page()).save(src)
+    r = run("compress", src, "-o", tmp_path / "page.gcx", "-q", "5", "-v")
+    assert r.returncode == 0 and "(webp fallback)" in r.stdout, r.stderr
+    r = run("compress", src, "-o", tmp_path / "learned.gcx", "-q", "5", "--no-fallback")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "page.gcx").stat().st_size <= (tmp_path / "learned.gcx").stat().st_size
+    info = run("info", tmp_path / "page.gcx")
+    assert info.returncode == 0 and "gcx version 2" in info.stdout and "webp (fallback)" in info.stdout, info.stdout
+    assert f"{(tmp_path / 'page.gcx').stat().st_size * 8 / (160 * 96):.4f}" in info.stdout
+    assert "learned" in run("info", tmp_path / "learned.gcx").stdout
+    r = run("decompress", tmp_path / "page.gcx", "-o", tmp_path / "page-out.png", "--realism")
+    assert r.returncode == 0 and r.stderr.count("\n") == 1 and "warning: realism does not apply" in r.stderr, r.stderr
+    assert Image.open(tmp_path / "page-out.png").size == (160, 96)

@@ -17,7 +17,7 @@ from gancodec.data.imageio import ConversionWarning
 from gancodec.tiling import TileGrid
 from gancodec import bitstream
 
-from sample_images import astronaut, camera, coffee, psnr
+from sample_images import astronaut, camera, coffee, psnr, text_page
 
 
 def test_rgb_round_trip_bytes_shape_and_quality():
@@ -206,3 +206,50 @@ def test_thumbnails_keep_their_colour_at_every_quality(size):
             y = np.asarray(gancodec.decompress(gancodec.compress(x, quality=quality)))
             assert y.shape == x.shape
             assert psnr(x, y) >= 28.0, (size, colour, quality, y[0, 0].tolist())
+
+
+# --------------------------------------------------------------------------- the WebP fallback (issue 20)
+
+
+@pytest.mark.parametrize("grey", [False, True])
+def test_text_falls_back_to_webp_with_no_more_bytes_and_a_better_psnr(grey):
+    img = text_page(grey=grey)
+    ref = img[:, :, None] if grey else img
+    for quality in (4, 6):  # (at quality 2 even WebP's quality 0 is no better here: it keeps the learned stream)
+        learned = gancodec.compress(img, quality=quality, fallback=False)
+        safe = gancodec.compress(img, quality=quality)  # on by default
+        assert bitstream.read_header(learned).version == 1
+        h = gancodec.read_header(safe)
+        assert (h.version, h.payload, h.channels, h.width, h.height) == (2, "webp", 1 if grey else 3, 160, 96)
+        assert len(safe) <= len(learned)
+        out = gancodec.decompress(safe)
+        assert out.mode == ("L" if grey else "RGB")
+        got = np.asarray(out)
+        back = np.asarray(gancodec.decompress(learned))
+        assert psnr(ref, got[:, :, None] if grey else got) > psnr(ref, back[:, :, None] if grey else back) + 0.1
+
+
+def test_a_photo_keeps_its_learned_stream():
+    img = astronaut(128)
+    for quality in (2, 4, 6):
+        data = gancodec.compress(img, quality=quality)
+        assert data == gancodec.compress(img, quality=quality, fallback=False)  # bit-identical: WebP is not better
+
+
+def test_the_fallback_with_a_bpp_target_never_exceeds_the_learned_bytes():
+    img = text_page()
+    learned = gancodec.compress(img, bpp=1.0, fallback=False)
+    safe = gancodec.compress(img, bpp=1.0)
+    assert gancodec.read_header(safe).payload == "webp" and len(safe) <= len(learned)
+
+
+def test_fallback_must_be_a_bool():
+    with pytest.raises(ValueError, match="fallback must be True or False"):
+        gancodec.compress(astronaut(16), fallback="yes")
+
+
+def test_realism_on_a_webp_stream_warns_and_decodes_the_webp():
+    data = gancodec.compress(text_page(), quality=4)
+    with pytest.warns(UserWarning, match="realism does not apply to a webp"):
+        out = gancodec.decompress(data, realism=True)
+    assert np.array_equal(np.asarray(out), np.asarray(gancodec.decompress(data)))

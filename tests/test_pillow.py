@@ -12,7 +12,7 @@ from PIL import Image
 
 import gancodec
 from gancodec.eval.metrics import psnr
-from sample_images import astronaut, camera
+from sample_images import astronaut, camera, text_page
 
 
 def test_open_decodes_a_gcx_file_like_decompress(tmp_path):
@@ -48,6 +48,17 @@ def test_format_is_found_by_magic_whatever_the_name_and_grayscale_stays_grayscal
         im.load()
         assert im.mode == "L" and psnr(gray, np.asarray(im)) > 25
     assert Image.registered_extensions()[".gcx"] == "GCX"
+
+
+def test_a_webp_fallback_stream_opens_and_saving_can_turn_the_fallback_off(tmp_path):
+    im = Image.fromarray(text_page(grey=True))
+    im.save(tmp_path / "page.gcx", quality=5)  # the fallback is on by default
+    im.save(tmp_path / "learned.gcx", quality=5, fallback=False)
+    assert gancodec.read_header((tmp_path / "learned.gcx").read_bytes()).payload == "learned"
+    with Image.open(tmp_path / "page.gcx") as page:
+        assert (page.format, page.mode, page.size, page.info["payload"]) == ("GCX", "L", (160, 96), "webp")
+        assert "model_id" not in page.info
+        assert psnr(text_page(grey=True), np.asarray(page)) > 20
 
 
 def test_bad_streams_and_bad_options_fail_clearly(tmp_path):
