@@ -44,6 +44,14 @@ def test_settings():
     assert bulk.Settings(quality=4).label == "quality=4"
     assert bulk.Settings(bpp=0.25).label == "bpp=0.25"
     assert bulk.Settings(quality=4, refine_steps=100).label == "quality=4,refine=100"
+    assert bulk.Settings(quality=4, fallback=False).label == "quality=4"  # the fallback never redoes outputs
+    with pytest.raises(ValueError, match="fallback must be true or false"):
+        bulk.Settings(fallback="no")
+    from gancodec.bulk.cli import settings_from_args
+    from gancodec.cli import build_parser
+
+    for flags, on in (([], True), (["--no-fallback"], False), (["--fallback"], True)):
+        assert settings_from_args(build_parser().parse_args(["bulk", "in", "out", *flags])).fallback is on
     for bad in (-1, 2.5, True):
         with pytest.raises(ValueError, match="refine steps"):
             bulk.Settings(refine_steps=bad)
@@ -213,6 +221,40 @@ def test_an_upgrade_keeps_outputs_of_the_old_model_unless_asked(tmp_path, tiny, 
     migrate = bulk.run_batches(str(src), str(dst), bulk.Settings(psnr_floor=0.0, recompress_other_models=True), batch_size=8)
     assert (migrate.ok, migrate.failed, migrate.skipped) == (4, 0, 2)
     assert {gancodec.read_header((dst / f"im{k}.png.gcx").read_bytes()).model_id for k in (0, 1, 2, 3, 9)} == {kept.model_id}
+
+
+def test_the_webp_fallback_is_in_the_manifest_and_keeps_older_outputs_current(tmp_path, monkeypatch):
+    """Real weights: a page of text is stored as WebP, a photo keeps its learned stream; the
+    learned decode is the verifier's (one per image); outputs made without the fallback (as
+    before it existed) stay current when it is on."""
+    import sys
+
+    from gancodec import codec
+
+    sys.path.insert(0, str(__import__("pathlib").Path(__file__).parent))
+    from sample_images import astronaut, text_page
+
+    src = LocalStore(tmp_path / "src")
+    src.put("page.png", _png(text_page()))
+    src.put("photo.png", _png(astronaut(64)))
+    before = bulk.run_batches(str(src.root), str(tmp_path / "dst"), bulk.Settings(quality=5, fallback=False))
+    assert (before.ok, before.failed) == (2, 0)
+    upgraded = bulk.run_batches(str(src.root), str(tmp_path / "dst"), bulk.Settings(quality=5))  # the fallback is on
+    assert (upgraded.ok, upgraded.skipped) == (0, 2)  # nothing is redone for it
+
+    decodes = []
+    real = codec._decode_learned
+    monkeypatch.setattr(codec, "_decode_learned", lambda *a, **k: decodes.append(1) or real(*a, **k))
+    fresh = bulk.run_batches(str(src.root), str(tmp_path / "new"), bulk.Settings(quality=5))
+    assert (fresh.ok, fresh.failed) == (2, 0) and len(decodes) == 2  # no learned decode beyond the verifier's
+    rows = pd.read_csv(tmp_path / "new" / "_gancodec" / f"manifest-{fresh.run_id}.csv").set_index("key")
+    assert rows.loc["page.png", "payload"] == "webp" and rows.loc["photo.png", "payload"] == "learned"
+    assert rows.loc["page.png", "quality"] == 5.0  # the learned encode whose bytes bounded the WebP
+    page = (tmp_path / "new" / "page.png.gcx").read_bytes()
+    assert gancodec.read_header(page).payload == "webp"
+    assert len(page) <= len((tmp_path / "dst" / "page.png.gcx").read_bytes())
+    merged = pd.read_parquet(tmp_path / "dst" / "_gancodec" / "manifest.parquet")
+    assert set(merged["payload"]) == {"learned"}
 
 
 def test_psnr_floor_refuses_bad_output(tmp_path, tiny, small_images):
