@@ -261,7 +261,7 @@ def fallback_arg(sp: argparse.ArgumentParser) -> None:
     """--fallback/--no-fallback: the WebP safety net (gancodec.fallback), on by default."""
     sp.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=True,
                     help="store an image as WebP (a version-2 .gcx) when a WebP of no more bytes decodes more than "
-                         "0.1 dB PSNR better than the learned stream, as on screenshots and documents (default: on)")
+                         "0.25 dB PSNR better than the learned stream, as on screenshots and documents (default: on)")
 
 
 DEVICE_HELP = "auto (CUDA when present, else the CPU), cpu, cuda, cuda:1 ... (default: auto)"

@@ -37,7 +37,7 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
                    help=f"search each tile's latents for STEPS gradient steps: smaller files, slower encodes "
                         f"(default: {GPU_REFINE_STEPS} on CUDA, 0 = off on the CPU)")
     b.add_argument("--fallback", action=argparse.BooleanOptionalAction, default=_D["fallback"],
-                   help="store an image as WebP (a version-2 .gcx) when a WebP of no more bytes decodes more than 0.1 dB "
+                   help="store an image as WebP (a version-2 .gcx) when a WebP of no more bytes decodes more than 0.25 dB "
                         "PSNR better than the learned stream (default: on; not part of the setting, docs/bulk.md)")
     b.add_argument("--resume", action="store_true",
                    help="go on with the newest unfinished run of the same settings (no new listing; its done batches stay done)")

@@ -9,7 +9,7 @@ than 0.5 dB").
 
 Both gancodecs are measured: the learned codec (``gancodec``, fallback off, as the evaluate stage
 measures it) and what users get by default, ``gancodec+webp`` (``compress(..., fallback=True)``:
-a WebP of no more bytes replaces the learned stream when it decodes >0.1 dB better). Each class's
+a WebP of no more bytes replaces the learned stream when it decodes >0.25 dB better). Each class's
 ``fallback`` entry has the latter's BD-rate vs WebP, its worst image's gap, and the share of
 points stored as WebP. The fallback bounds the loss; it does not make the learned model better.
 
@@ -168,7 +168,7 @@ def markdown(summary: dict) -> list[str]:
     if with_fallback:
         lines += ["", "Left: the learned codec (`compress(..., fallback=False)`, as the evaluation measures it). "
                   "Right: what `gancodec compress` writes by default, where a WebP of no more bytes replaces the "
-                  "learned stream when it decodes more than 0.1 dB PSNR better. The fallback bounds the loss per "
+                  "learned stream when it decodes more than 0.25 dB PSNR better. The fallback bounds the loss per "
                   "image; it does not make the learned model better."]
     return lines
 
