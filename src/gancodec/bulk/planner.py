@@ -90,9 +90,11 @@ def fetch_state(dst: Store, scratch: Path, cache: dict[str, Any] | None = None) 
             cache["merged"] = [list(tag), str(local)]
         try:
             pq.read_metadata(str(local))
-            import duckdb
-
-            included = {r[0] for r in duckdb.connect().execute(f"SELECT DISTINCT part FROM read_parquet({ledger._q(local)})").fetchall() if r[0]}
+            con = ledger.connect(scratch)  # under the memory limit too: the merged view has a row per key
+            try:
+                included = {r[0] for r in con.execute(f"SELECT DISTINCT part FROM read_parquet({ledger._q(local)})").fetchall() if r[0]}
+            finally:
+                con.close()
             files.append((str(local), ""))
         except Exception as exc:  # noqa: BLE001 - a damaged merged view is rebuilt from the parts
             log.warning("%s: unreadable merged manifest (%s); rebuilding it from the parts", dst.url_of(merged_key), exc)
