@@ -269,7 +269,7 @@ def plan_files(
     etag, size, stale_output; sorted by key) and ``skipped.parquet`` (manifest rows); return
     both paths and their row counts. The decision is :func:`manifest._done_reason`'s, in SQL."""
     out_dir = Path(out_dir)
-    latest_view(con, rows, "state", out_dir)
+    ords = latest_view(con, rows, "state", out_dir)
     state = "state"
     con.execute("CREATE OR REPLACE TABLE made_by (model_id VARCHAR, who VARCHAR)")
     if made_by:
@@ -323,6 +323,7 @@ def plan_files(
     n_jobs = con.execute(f"SELECT count(*) FROM read_parquet({_q(jobs)})").fetchone()[0]
     n_skipped = con.execute(f"SELECT count(*) FROM read_parquet({_q(skipped)})").fetchone()[0]
     planned.unlink(missing_ok=True)
+    ords.unlink(missing_ok=True)
     return jobs, skipped, int(n_jobs), int(n_skipped)
 
 
