@@ -44,7 +44,7 @@ VARIABLES: tuple[Variable, ...] = (
              "prefect.yaml"),
     Variable("GANCODEC_SCRATCH", "the temp folder", "where a bulk run keeps its listing, plan and manifest copies (~1 GB per million objects)",
              "gancodec.bulk.ledger"),
-    Variable("GANCODEC_BULK_MEMORY", "256MB", "DuckDB's memory limit for a bulk run's bookkeeping (it spills to GANCODEC_SCRATCH past it)",
+    Variable("GANCODEC_BULK_MEMORY", "256MB", "DuckDB's memory limit for a bulk run's bookkeeping (it spills to GANCODEC_SCRATCH past it; one DuckDB thread per 512 MB of it, at most 2)",
              "gancodec.bulk.ledger"),
 )
 _NAMES = {v.name for v in VARIABLES}
