@@ -233,8 +233,12 @@ def test_two_workers_run_the_shipped_shards_on_cpu(prefect_harness, s3_client, t
     finally:
         for w in workers:
             w.terminate()
-        for w in workers:
-            w.wait(timeout=60)
+        for w in workers:  # a worker slow to stop on a loaded machine is killed, not a failed test
+            try:
+                w.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                w.kill()
+                w.wait(timeout=60)
     for r in runs:  # Failed because of the two corrupt images, not Crashed
         assert r.state.is_failed() or r.state.is_completed(), (r.name, r.state)
         text = "\n".join(entry.message for entry in logs[r.id])

@@ -119,8 +119,9 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     assert "Running stage 'train'" not in rexp, rexp
     assert json.loads((repo / "models/realism.json").read_text())["config"]["w_tex"] == 2.0
 
-    # A key that only says how to run (untracked in dvc.yaml) reruns nothing.
-    idle = _dvc(repo, "exp", "run", "-S", "train.checkpoint_every_s=301")
+    # A key that only says how to run (untracked in dvc.yaml, not in params.yaml: its default is in
+    # gancodec.params) can be added with DVC's `+` and reruns nothing.
+    idle = _dvc(repo, "exp", "run", "-S", "+train.checkpoint_every_s=301")
     assert "Running stage" not in idle, idle
 
     # A setting that only extends the run: train resumes at 12 of 12 and trains nothing, yet logs
