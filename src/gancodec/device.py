@@ -58,6 +58,26 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
     return dev
 
 
+def bf16_autocast_pays(device: torch.device) -> bool:
+    """Whether bf16 autocast speeds training up on ``device``: on CUDA, and on a CPU with AMX
+    tiles (measured: a training step 2.7x faster on a 2-core Xeon with AMX; on AVX2-only and
+    AVX-512-only CPUs bf16 is emulated and slower than float32)."""
+    if device.type == "cuda":
+        return True
+    return device.type == "cpu" and _cpu_has_amx()
+
+
+def _cpu_has_amx() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_bf16" in line.split()
+    except OSError:  # not Linux: no way to tell, take the safe (float32) path
+        pass
+    return False
+
+
 def describe(device: torch.device) -> str:
     """A short human name for a resolved device (for a run log): ``cuda:0 (NVIDIA H200)`` or ``cpu``."""
     if device.type == "cuda":

@@ -31,7 +31,7 @@ class RealismConfig:
     w_fm: float = 1.0
     w_lpips: float = 1.0  # used only when LPIPS weights are on the machine
     w_artifact: float = 0.0  # structure added that the input lacks (losses.artifact_loss)
-    amp: bool = True  # bf16 autocast on CUDA
+    amp: bool = True  # bf16 autocast where it pays: CUDA, or a CPU with AMX (gancodec.device)
     compile: bool = False
 
     @classmethod

@@ -21,7 +21,7 @@ import torch
 from ..fsutil import atomic_write_bytes
 from ..train.checkpoint import load_checkpoint, model_from_checkpoint
 from ..train.crops import CropSampler, list_images
-from ..device import resolve_device as pick_device
+from ..device import bf16_autocast_pays, resolve_device as pick_device
 from ..eval import metrics
 from ..weights import SHIPPED_WEIGHTS, model_id_of
 from .config import RealismConfig
@@ -104,7 +104,7 @@ def train_realism(cfg: RealismConfig, log: Callable[[dict], None] | None = None)
     t0 = last = time.time()
     seen: dict[str, torch.Tensor] = {}  # summed on the device: one sync per log line
     counts: dict[str, int] = {}
-    amp = cfg.amp and device.type == "cuda"
+    amp = cfg.amp and bf16_autocast_pays(device)
     while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
         x = sampler.batch(cfg.batch_size, uint8=True).to(device, non_blocking=True).float().div_(255.0)
         rate = torch.empty(cfg.batch_size, device=device).uniform_(0, rate_max)

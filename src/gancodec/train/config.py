@@ -28,7 +28,7 @@ class TrainConfig:
     rate_min: float = 0.0  # rate points sampled uniformly in [rate_min, rate_max] (of the gain units)
     rate_max: float = -1.0  # -1 = the highest rate point
     lmbda: float | None = None  # train one rate only: the gain-unit position of this lambda (overrides rate_min/max)
-    amp: bool = True  # bf16 autocast on CUDA
+    amp: bool = True  # bf16 autocast where it pays: CUDA, or a CPU with AMX (gancodec.device)
     compile: bool = False  # torch.compile the model (GPU)
     model: dict = field(default_factory=lambda: {})  # ModelConfig overrides (with init_from: only new parts, e.g. context)
     trainable: list[str] = field(default_factory=list)  # parts to train, e.g. [context, h_a, h_s, z_prior]; [] = all

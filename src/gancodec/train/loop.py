@@ -16,7 +16,7 @@ from typing import Callable
 import torch
 
 from ..data.download import sha256_file
-from ..device import resolve_device
+from ..device import bf16_autocast_pays, resolve_device
 from ..eval.metrics import psnr_from_mse
 from ..models import HyperpriorCodec, ModelConfig
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
@@ -114,6 +114,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     if ckpt is not None and "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
     forward = torch.compile(model) if cfg.compile else model
+    amp = cfg.amp and bf16_autocast_pays(device)
     rate_min, rate_max = cfg.rate_min, (model.num_rates - 1 if cfg.rate_max < 0 else cfg.rate_max)
     if cfg.lmbda is not None:
         rate_min = rate_max = model.gain.rate_of_lambda(cfg.lmbda)
@@ -122,7 +123,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
                               source_weights=list(cfg.source_weights))
     else:
         sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
-    log({"event": "start", "origin": origin, "device": str(device), "images": len(sampler.images),
+    log({"event": "start", "origin": origin, "device": str(device), "bf16": amp, "images": len(sampler.images),
          "params": sum(p.numel() for p in params), "objective": "rate" if rate_only else "rate-distortion"})
 
     def checkpoint(step: int) -> None:
@@ -136,7 +137,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         if device.type == "cpu":
             x = x.contiguous(memory_format=torch.channels_last)
         rate = torch.empty(cfg.batch_size).uniform_(rate_min, rate_max)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.amp and device.type == "cuda"):
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
             out_ = forward(x, rate.to(device), synthesize=not rate_only)
         return rate_distortion(out_, x, model.gain.lmbda(rate))
 
