@@ -3,10 +3,12 @@
 The learned transforms never learned text or flat synthetic graphics: on screenshots, documents
 and renders gancodec loses 2-4 dB PSNR to WebP at equal bytes (issue 20). This does not make the
 learned model better; it bounds the loss per image. After the learned encode (``B`` bytes),
-:func:`choose` encodes the image with WebP (Pillow/libwebp, method 4) at the highest quality
+:func:`choose` encodes the image with WebP (Pillow/libwebp, method 4) at the best-PSNR quality
 whose version-2 ``.gcx`` file (:func:`gancodec.bitstream.write_classic`) is at most ``B``
-bytes, decodes it, and keeps it only when its PSNR beats the learned decode's by more than
-:data:`MARGIN_DB`. So a file never grows and its PSNR never drops.
+bytes (:func:`best_within`: the highest quality that fits and a bounded set below it, since
+libwebp's PSNR is not monotonic in its quality on flat graphics), and keeps it only when its
+PSNR beats the learned decode's by more than :data:`MARGIN_DB`. So a file never grows and its
+PSNR never drops.
 
 :func:`decode` turns a version-2 stream back into pixels; it needs no weights (and no torch).
 This module imports only the bitstream layer, numpy and Pillow.
@@ -33,6 +35,13 @@ from .errors import BitstreamError
 MARGIN_DB = 0.25
 WEBP_METHOD = 4  # libwebp's speed/size trade-off: the setting the evaluation measures WebP at
 _QUALITIES = (0, 100)
+#: Qualities below the highest that fits which :func:`best_within` also tries (q* - d). On flat
+#: graphics libwebp's PSNR is not monotonic in its quality: on the synthetic chart-2x-00006
+#: (docs/evaluation.md) q40 decodes at 33.0 dB, q50 at 32.0, q60 at 33.8, q75 at 32.4 and q74 at
+#: 34.2; dips span 1-8 qualities. The offsets are dense near q* and reach 20 below it.
+LOWER_OFFSETS = (1, 2, 3, 4, 6, 8, 10, 13, 16, 20)
+#: At most this many WebP encodes per image: 7 for the binary search over 0..100, plus the offsets.
+MAX_ENCODES = 7 + len(LOWER_OFFSETS)
 
 
 @dataclass(frozen=True)
@@ -68,41 +77,77 @@ def _webp(rgb: Image.Image, quality: int) -> bytes:
     return buf.getvalue()
 
 
-def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | None:
-    """The version-2 ``.gcx`` file of the highest WebP quality (0..100) that fits in ``max_bytes``
-    (container included), and that quality; None when even quality 0 does not fit. Binary search:
-    ~7 encodes (a WebP's size grows with its quality)."""
+@dataclass(frozen=True)
+class Candidate:
+    """The WebP :func:`best_within` picked: its version-2 ``.gcx`` file, quality, PSNR and decode."""
+
+    data: bytes
+    quality: int
+    psnr: float
+    pixels: np.ndarray  # HxWxC uint8, C = the image's channels
+
+
+def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
+    """The best-PSNR WebP whose version-2 ``.gcx`` file (container included) fits in
+    ``max_bytes``; None when even quality 0 does not fit.
+
+    A binary search finds the highest quality q* that fits (7 encodes over 0..100: a WebP's size
+    grows with its quality, nearly monotonically); then q* and the lower qualities q* - d for d in
+    :data:`LOWER_OFFSETS` are decoded and the best PSNR is kept (ties: the higher quality). At most
+    :data:`MAX_ENCODES` (17) encodes and 11 decodes per image. Not an exhaustive search: a better
+    quality more than 20 below q*, or between the offsets, can be missed."""
     h, w, c = pixels.shape
     rgb = Image.fromarray(np.repeat(pixels, 3, axis=2) if c == 1 else pixels, "RGB")  # WebP codes grey as RGB
+    made: dict[int, bytes] = {}
+
+    def encode(q: int) -> bytes:
+        if q not in made:
+            made[q] = bitstream.write_classic("webp", h, w, c, _webp(rgb, q))
+        return made[q]
+
     lo, hi = _QUALITIES
-    best = None
+    top = None
     while lo <= hi:
         q = (lo + hi) // 2
-        data = bitstream.write_classic("webp", h, w, c, _webp(rgb, q))
-        if len(data) <= max_bytes:
-            best, lo = (data, q), q + 1
+        if len(encode(q)) <= max_bytes:
+            top, lo = q, q + 1
         else:
             hi = q - 1
+    if top is None:
+        return None
+    best = None
+    for q in (top, *(top - d for d in LOWER_OFFSETS if top - d >= _QUALITIES[0])):
+        data = encode(q)
+        if len(data) > max_bytes:  # sizes are not strictly monotonic in the quality either
+            continue
+        header, payloads = bitstream.read(data)
+        decoded = decode(header, payloads[0])
+        value = psnr(pixels, decoded)
+        if best is None or value > best.psnr:
+            best = Candidate(data, q, value, decoded)
     return best
 
 
+def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | None:
+    """The version-2 ``.gcx`` file of the best-PSNR WebP that fits in ``max_bytes`` (container
+    included), and its quality; None when even quality 0 does not fit. See :func:`best_within`."""
+    found = best_within(pixels, max_bytes)
+    return None if found is None else (found.data, found.quality)
+
+
 def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margin_db: float = MARGIN_DB) -> Choice:
-    """Keep ``learned`` (whose decode is ``learned_pixels``) or replace it by a WebP of no more
-    bytes that beats it by more than ``margin_db`` dB PSNR."""
+    """Keep ``learned`` (whose decode is ``learned_pixels``) or replace it by the best-PSNR WebP
+    of no more bytes (:func:`best_within`) when that beats it by more than ``margin_db`` dB PSNR."""
     learned_psnr = psnr(pixels, learned_pixels)
     keep = Choice(learned, "learned", learned_psnr, None, None, learned_pixels)
     if not applies(pixels):
         return keep
-    found = encode_within(pixels, len(learned))
+    found = best_within(pixels, len(learned))
     if found is None:
         return keep
-    data, q = found
-    header, payloads = bitstream.read(data)
-    decoded = decode(header, payloads[0])
-    value = psnr(pixels, decoded)
-    if value > learned_psnr + margin_db:
-        return Choice(data, "webp", learned_psnr, value, q, decoded)
-    return Choice(learned, "learned", learned_psnr, value, q, learned_pixels)
+    if found.psnr > learned_psnr + margin_db:
+        return Choice(found.data, "webp", learned_psnr, found.psnr, found.quality, found.pixels)
+    return Choice(learned, "learned", learned_psnr, found.psnr, found.quality, learned_pixels)
 
 
 def decode(header: ClassicHeader, payload: bytes) -> np.ndarray:

@@ -1,0 +1,71 @@
+"""The WebP safety net's search (gancodec.fallback): the WebP it keeps is the best PSNR within the
+byte budget, found with a bounded number of encodes."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gancodec import bitstream, fallback
+from gancodec.data.synthetic import CLASSES, generate
+
+from sample_images import psnr, text_page
+
+
+@pytest.fixture(scope="module")
+def chart() -> np.ndarray:
+    """chart-2x-00006 of the class test set (synthesize(..., test_per_class=8, test_seed=2020)):
+    a flat graphic on which libwebp's PSNR is not monotonic in its quality."""
+    return np.asarray(generate("chart", 2020 * 1000 + CLASSES.index("graphics"), 6, scale=2))
+
+
+def _webp_points(img: np.ndarray, qualities) -> dict[int, tuple[int, float]]:
+    """Quality -> (version-2 file bytes, PSNR), encoded here with Pillow at the fallback's method."""
+    out = {}
+    for q in qualities:
+        buf = io.BytesIO()
+        Image.fromarray(img).save(buf, format="WEBP", quality=q, method=fallback.WEBP_METHOD)
+        dec = np.asarray(Image.open(io.BytesIO(buf.getvalue())).convert("RGB"))
+        out[q] = (len(buf.getvalue()) + bitstream.CLASSIC_OVERHEAD, psnr(img, dec))
+    return out
+
+
+def test_the_kept_webp_is_the_best_psnr_within_the_budget_not_the_highest_quality(chart):
+    points = _webp_points(chart, range(50, 91))
+    budget = points[75][0]
+    fits = {q: v for q, (n, v) in points.items() if n <= budget}
+    assert max(points) not in fits  # q90 does not fit: the highest quality that fits is in the range
+    top = max(fits)
+    window = {q: v for q, v in fits.items() if q >= top - 20}
+    # the premise (libwebp's behaviour on this image): the highest quality that fits is not the best
+    assert max(window.values()) > fits[top] + 1.0, (top, fits)
+    found = fallback.best_within(chart, budget)
+    assert len(found.data) <= budget
+    assert found.psnr > fits[top] + 1.0
+    assert found.psnr >= max(window.values()) - 0.3
+    header, payloads = bitstream.read(found.data)
+    assert found.psnr == pytest.approx(psnr(chart, fallback.decode(header, payloads[0])))
+    # choose() keeps that WebP, and says which
+    learned = b"\0" * budget  # a learned stream of that size, decoding to grey (what choose compares against)
+    choice = fallback.choose(chart, learned, np.full_like(chart, 128))
+    assert (choice.payload, choice.webp_quality, choice.data) == ("webp", found.quality, found.data)
+    assert choice.webp_psnr == pytest.approx(found.psnr)
+    assert fallback.encode_within(chart, budget) == (found.data, found.quality)
+
+
+@pytest.mark.parametrize("budget", [400, 900, 3000])
+def test_the_search_is_bounded(monkeypatch, budget):
+    calls = []
+    real = fallback._webp
+    monkeypatch.setattr(fallback, "_webp", lambda rgb, q: calls.append(q) or real(rgb, q))
+    found = fallback.best_within(text_page(), budget)
+    assert len(calls) == len(set(calls)) <= fallback.MAX_ENCODES == 17
+    assert found is None or len(found.data) <= budget
+
+
+def test_nothing_fits_a_budget_below_quality_0():
+    assert fallback.best_within(text_page(), 40) is None
+    assert fallback.encode_within(text_page(), 40) is None
