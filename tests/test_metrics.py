@@ -37,6 +37,28 @@ def test_psnr_known_value_and_identity():
     assert m.psnr(x[:, :, 0], y[:, :, 0]) == pytest.approx(10 * math.log10(255**2 * 16 / 256))
 
 
+def test_there_is_one_psnr_the_codec_layer_bulk_and_the_evaluation_share():
+    """The fallback (codec layer, which may not import gancodec.eval) chooses by the evaluation's
+    PSNR, not a copy: one definition in gancodec.metrics_core, re-exported by eval.metrics."""
+    import subprocess
+    import sys
+
+    from gancodec import fallback, metrics_core
+    from gancodec.bulk import jobs
+
+    assert fallback.psnr is m.psnr is metrics_core.psnr
+    assert m.mse is metrics_core.mse and m.psnr_from_mse is metrics_core.psnr_from_mse
+    rng = np.random.default_rng(3)
+    x = rng.integers(0, 256, (20, 30, 3), dtype=np.uint8)
+    y = np.clip(x.astype(int) + rng.integers(-9, 10, x.shape), 0, 255).astype(np.uint8)
+    assert jobs.psnr(x, y) == m.psnr(x, y) == metrics_core.psnr_from_mse(metrics_core.mse(x, y))
+    assert jobs.psnr(x, x) == 100.0 and m.psnr(x, x) == math.inf
+    code = ("import sys, gancodec; before = set(sys.modules); import gancodec.metrics_core; "
+            "print(sorted(k for k in set(sys.modules) - before if k.startswith('gancodec')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "['gancodec.metrics_core']"  # the bottom layer: it loads nothing else of gancodec
+
+
 def test_inputs_are_checked():
     x = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match="uint8"):

@@ -11,7 +11,8 @@ PSNR beats the learned decode's by more than :data:`MARGIN_DB`. So a file never 
 PSNR never drops.
 
 :func:`decode` turns a version-2 stream back into pixels; it needs no weights (and no torch).
-This module imports only the bitstream layer, numpy and Pillow.
+This module imports only the bitstream layer, :mod:`gancodec.metrics_core` (the one PSNR, the
+evaluation's), numpy and Pillow.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from PIL import Image
 from . import bitstream
 from .bitstream import ClassicHeader
 from .errors import BitstreamError
+from .metrics_core import psnr
 
 #: WebP must beat the learned decode by more than this (dB PSNR) to replace it. The loss it
 #: bounds is 2-10 dB (text, UI, graphics); on photos the two codecs are level on average, so a
@@ -55,14 +57,6 @@ class Choice:
     webp_psnr: float | None
     webp_quality: int | None
     pixels: np.ndarray  # the kept stream's decode, HxWxC uint8
-
-
-def psnr(x: np.ndarray, y: np.ndarray) -> float:
-    """PSNR in dB over all channels at a 255 peak, ``inf`` when identical: the definition of
-    :func:`gancodec.eval.metrics.psnr` (which the codec layer may not import)."""
-    d = x.astype(np.float64) - y.astype(np.float64)
-    err = float(np.mean(d * d))
-    return float("inf") if err == 0.0 else 10.0 * np.log10(255.0**2 / err)
 
 
 def applies(pixels: np.ndarray) -> bool:

@@ -37,8 +37,9 @@ def decode_source(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    """PSNR in dB of two uint8 arrays (gancodec.eval.metrics.psnr), capped at 100 for identical ones."""
-    from ..eval.metrics import psnr as _psnr
+    """PSNR in dB of two uint8 arrays (gancodec.metrics_core.psnr, the evaluation's), capped at 100
+    for identical ones."""
+    from ..metrics_core import psnr as _psnr
 
     return min(100.0, _psnr(a, b))
 

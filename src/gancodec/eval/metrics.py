@@ -4,7 +4,9 @@ Every function takes ``uint8`` arrays shaped HxWxC (C in {1, 3}) or HxW, the ori
 
 * :func:`bpp` -- bits per pixel from the real file size (never an entropy estimate).
 * :func:`psnr` -- RGB PSNR over all channels at a 255 peak, as CompressAI computes it
-  (``inf`` for identical images, no division warning).
+  (``inf`` for identical images, no division warning). It, :func:`mse` and :func:`psnr_from_mse`
+  are defined in :mod:`gancodec.metrics_core` (which the codec layer may import too: the WebP
+  fallback compares with the same PSNR) and re-exported here.
 * :func:`ms_ssim` -- MS-SSIM (``pytorch-msssim``, 11x11 Gaussian window, 5 scales). Needs the
   smaller side above :data:`MS_SSIM_MIN_SIDE` - 1 pixels; smaller images raise ``ValueError``
   naming the size (five dyadic scales of an 11-tap window do not fit).
@@ -32,6 +34,8 @@ from typing import Optional, Sequence
 
 import numpy as np
 
+from ..metrics_core import _as_hwc, _pair, mse, psnr, psnr_from_mse  # noqa: F401 - re-exported: the one PSNR
+
 #: MS-SSIM (5 scales, 11-tap window) needs min(H, W) > (11 - 1) * 2**4 = 160.
 MS_SSIM_MIN_SIDE = 161
 
@@ -56,22 +60,7 @@ class Metrics:
 
 
 # --------------------------------------------------------------------------- input checks
-def _as_hwc(img: np.ndarray, name: str) -> np.ndarray:
-    arr = np.asarray(img)
-    if arr.dtype != np.uint8:
-        raise ValueError(f"{name}: metrics take uint8 images, got {arr.dtype}")
-    if arr.ndim == 2:
-        arr = arr[:, :, None]
-    if arr.ndim != 3 or arr.shape[2] not in (1, 3) or arr.shape[0] < 1 or arr.shape[1] < 1:
-        raise ValueError(f"{name}: expected HxW or HxWxC with C in (1, 3), got shape {arr.shape}")
-    return arr
-
-
-def _pair(x: np.ndarray, x_hat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    x, x_hat = _as_hwc(x, "original"), _as_hwc(x_hat, "reconstruction")
-    if x.shape != x_hat.shape:
-        raise ValueError(f"shape mismatch: original {x.shape} vs reconstruction {x_hat.shape}")
-    return x, x_hat
+# _as_hwc and _pair live in gancodec.metrics_core (imported above) with mse/psnr/psnr_from_mse.
 
 
 def _to_rgb(x: np.ndarray) -> np.ndarray:
@@ -89,29 +78,6 @@ def bpp(num_bytes: int, height: int, width: int) -> float:
 
 
 # --------------------------------------------------------------------------- fidelity
-def mse(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """Mean squared error over all pixels and channels, in 8-bit units."""
-    x, x_hat = _pair(x, x_hat)
-    d = x.astype(np.float64) - x_hat.astype(np.float64)
-    return float(np.mean(d * d))
-
-
-def psnr(x: np.ndarray, x_hat: np.ndarray) -> float:
-    """PSNR in dB over all channels with a 255 peak; ``inf`` when the images are identical.
-
-    The one PSNR of gancodec: evaluation, bulk verification, training logs and the scripts
-    use this (or :func:`psnr_from_mse` for an error they already have)."""
-    return psnr_from_mse(mse(x, x_hat))
-
-
-def psnr_from_mse(err: float, peak: float = 255.0) -> float:
-    """PSNR in dB of a mean squared error at ``peak`` (255 for 8-bit units, 1.0 for [0, 1]
-    tensors); ``inf`` for a zero error."""
-    if err < 0 or math.isnan(err):
-        raise ValueError(f"mean squared error must be >= 0, got {err}")
-    return math.inf if err == 0.0 else 10.0 * math.log10(peak**2 / err)
-
-
 def ms_ssim(x: np.ndarray, x_hat: np.ndarray) -> float:
     """MS-SSIM in [0, 1] (``pytorch-msssim``, data range 255, per-channel then averaged).
 
