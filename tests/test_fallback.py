@@ -69,3 +69,16 @@ def test_the_search_is_bounded(monkeypatch, budget):
 def test_nothing_fits_a_budget_below_quality_0():
     assert fallback.best_within(text_page(), 40) is None
     assert fallback.encode_within(text_page(), 40) is None
+
+
+def test_each_candidate_webp_is_opened_once(monkeypatch):
+    """choose() decodes each WebP it tries once: no second open for a reader's header check."""
+    opened, encoded = [], []
+    real_open, real_webp = Image.open, fallback._webp
+    monkeypatch.setattr(Image, "open", lambda *a, **k: opened.append(1) or real_open(*a, **k))
+    monkeypatch.setattr(fallback, "_webp", lambda rgb, q: encoded.append(q) or real_webp(rgb, q))
+    img = text_page()
+    choice = fallback.choose(img, b"\0" * 10**6, np.zeros_like(img))  # every quality fits
+    assert choice.payload == "webp" and choice.webp_quality is not None
+    tried = 1 + len(fallback.LOWER_OFFSETS)  # q* = 100 and the qualities below it
+    assert len(opened) == tried and len(encoded) <= fallback.MAX_ENCODES

@@ -87,17 +87,18 @@ def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
 
     A binary search finds the highest quality q* that fits (7 encodes over 0..100: a WebP's size
     grows with its quality, nearly monotonically); then q* and the lower qualities q* - d for d in
-    :data:`LOWER_OFFSETS` are decoded and the best PSNR is kept (ties: the higher quality). At most
+    :data:`LOWER_OFFSETS` are decoded (each WebP opened once) and the best PSNR is kept (ties: the higher quality). At most
     :data:`MAX_ENCODES` (17) encodes and 11 decodes per image. Not an exhaustive search: a better
     quality more than 20 below q*, or between the offsets, can be missed."""
     h, w, c = pixels.shape
     rgb = Image.fromarray(np.repeat(pixels, 3, axis=2) if c == 1 else pixels, "RGB")  # WebP codes grey as RGB
-    made: dict[int, bytes] = {}
+    made: dict[int, tuple[bytes, bytes]] = {}  # quality -> (version-2 file, its WebP)
 
     def encode(q: int) -> bytes:
         if q not in made:
-            made[q] = bitstream.write_classic("webp", h, w, c, _webp(rgb, q))
-        return made[q]
+            webp = _webp(rgb, q)
+            made[q] = bitstream.write_classic("webp", h, w, c, webp), webp
+        return made[q][0]
 
     lo, hi = _QUALITIES
     top = None
@@ -114,8 +115,9 @@ def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
         data = encode(q)
         if len(data) > max_bytes:  # sizes are not strictly monotonic in the quality either
             continue
-        header, payloads = bitstream.read(data)
-        decoded = decode(header, payloads[0])
+        # our own file, just written: decode its WebP once (decode() checks its size), without
+        # bitstream.read's validation, which opens the WebP a second time for its header
+        decoded = decode(ClassicHeader("webp", h, w, c, len(made[q][1])), made[q][1])
         value = psnr(pixels, decoded)
         if best is None or value > best.psnr:
             best = Candidate(data, q, value, decoded)
