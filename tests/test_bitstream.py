@@ -184,3 +184,22 @@ def test_a_reader_of_version_1_only_refuses_v2_asking_for_an_upgrade(v2, monkeyp
     monkeypatch.setattr(bitstream, "VERSION_CLASSIC", -1)  # what a gancodec from before version 2 does
     with pytest.raises(BitstreamError, match="version: format version 2 is not supported.*upgrade gancodec"):
         bitstream.read(v2)
+
+
+def test_both_versions_word_size_length_and_crc_errors_the_same(stream, v2):
+    """The size, length and CRC checks are shared by the two readers: the same words, field for field."""
+    def message(data: bytes, **kw) -> str:
+        with pytest.raises(BitstreamError) as info:
+            bitstream.read(data, **kw)
+        return str(info.value)
+
+    for data, height_at, lengths in ((stream, 23, "tile_lengths say"), (v2, 6, "payload_length says")):
+        h, w = bitstream.read_header(data).height, bitstream.read_header(data).width
+        assert message(data, max_pixels=h * w - 1) == (
+            f"height/width: {w}x{h} = {h * w} pixels exceeds max_pixels={h * w - 1}; raise the limit if the file is trusted")
+        assert message(_edit(data, height_at, "<I", 0)) == f"height/width: image size {w}x0 is empty"
+        assert message(data + b"\0") == f"trailing data: {lengths} the file is {len(data)} bytes, it is {len(data) + 1}"
+        assert message(data[:-5] + data[-4:]) == f"truncated: {lengths} the file is {len(data)} bytes, it is {len(data) - 1}"
+        bad = bytearray(data)
+        bad[-6] ^= 1
+        assert message(bytes(bad)) == "crc32: checksum mismatch, the file is corrupt (bit errors or an incomplete copy)"

@@ -161,10 +161,7 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     magic, version, model_id, q, height, width, channels, bit_depth, tile_size, halo, n_tiles = _FIXED.unpack_from(data)
     if version != VERSION:
         raise BitstreamError(f"version: format version {version} is not supported (this gancodec reads versions {VERSION} and {VERSION_CLASSIC}); upgrade gancodec")
-    if height < 1 or width < 1:
-        raise BitstreamError(f"height/width: image size {width}x{height} is empty")
-    if height * width > max_pixels:
-        raise BitstreamError(f"height/width: {width}x{height} = {height * width} pixels exceeds max_pixels={max_pixels}; raise the limit if the file is trusted")
+    _check_size(height, width, max_pixels)
     if channels not in (1, 3):
         raise BitstreamError(f"channels: {channels} is not 1 or 3")
     if bit_depth != 8:
@@ -183,13 +180,7 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     if len(data) < table_end + CRC_BYTES:
         raise BitstreamError(f"truncated: {len(data)} bytes cannot hold the table of {n_tiles} tile lengths")
     lengths = struct.unpack_from(f"<{n_tiles}I", data, HEADER_BYTES)
-    expected = table_end + sum(lengths) + CRC_BYTES
-    if expected != len(data):
-        what = "truncated" if expected > len(data) else "trailing data"
-        raise BitstreamError(f"{what}: tile_lengths say the file is {expected} bytes, it is {len(data)}")
-    (crc,) = struct.unpack_from("<I", data, len(data) - CRC_BYTES)
-    if zlib.crc32(data[: len(data) - CRC_BYTES]) != crc:
-        raise BitstreamError("crc32: checksum mismatch, the file is corrupt (bit errors or an incomplete copy)")
+    _check_length_and_crc(data, table_end + sum(lengths) + CRC_BYTES, "tile_lengths say")
     for i, n in enumerate(lengths):
         if n % 4:
             raise BitstreamError(f"tile_lengths[{i}]: {n} is not a multiple of 4")
@@ -201,6 +192,26 @@ def read(data: bytes, *, max_pixels: int = DEFAULT_MAX_PIXELS,
     return header, payloads
 
 
+def _check_size(height: int, width: int, max_pixels: int) -> None:
+    """Both versions: a non-empty image of at most ``max_pixels`` pixels (checked before anything
+    is allocated for it)."""
+    if height < 1 or width < 1:
+        raise BitstreamError(f"height/width: image size {width}x{height} is empty")
+    if height * width > max_pixels:
+        raise BitstreamError(f"height/width: {width}x{height} = {height * width} pixels exceeds max_pixels={max_pixels}; raise the limit if the file is trusted")
+
+
+def _check_length_and_crc(data: bytes, expected: int, source: str) -> None:
+    """Both versions: the file is exactly ``expected`` bytes (what ``source``, the header's length
+    field(s), says) and its trailing CRC-32 matches every byte before it."""
+    if expected != len(data):
+        what = "truncated" if expected > len(data) else "trailing data"
+        raise BitstreamError(f"{what}: {source} the file is {expected} bytes, it is {len(data)}")
+    (crc,) = struct.unpack_from("<I", data, len(data) - CRC_BYTES)
+    if zlib.crc32(data[: len(data) - CRC_BYTES]) != crc:
+        raise BitstreamError("crc32: checksum mismatch, the file is corrupt (bit errors or an incomplete copy)")
+
+
 def _read_classic(data: bytes, max_pixels: int) -> tuple[ClassicHeader, list[bytes]]:
     """A version-2 file: header fields, length, CRC, then the payload's own header (its size)."""
     if len(data) < CLASSIC_OVERHEAD:
@@ -209,21 +220,12 @@ def _read_classic(data: bytes, max_pixels: int) -> tuple[ClassicHeader, list[byt
     if kind not in PAYLOAD_KINDS:
         known = ", ".join(f"{k} = {v}" for k, v in PAYLOAD_KINDS.items())
         raise BitstreamError(f"payload: kind {kind} is not known to this gancodec ({known}); upgrade gancodec")
-    if height < 1 or width < 1:
-        raise BitstreamError(f"height/width: image size {width}x{height} is empty")
-    if height * width > max_pixels:
-        raise BitstreamError(f"height/width: {width}x{height} = {height * width} pixels exceeds max_pixels={max_pixels}; raise the limit if the file is trusted")
+    _check_size(height, width, max_pixels)
     if height > WEBP_MAX_SIDE or width > WEBP_MAX_SIDE:
         raise BitstreamError(f"height/width: {width}x{height} exceeds WebP's limit of {WEBP_MAX_SIDE} pixels per side")
     if channels not in (1, 3):
         raise BitstreamError(f"channels: {channels} is not 1 or 3")
-    expected = CLASSIC_OVERHEAD + length
-    if expected != len(data):
-        what = "truncated" if expected > len(data) else "trailing data"
-        raise BitstreamError(f"{what}: payload_length says the file is {expected} bytes, it is {len(data)}")
-    (crc,) = struct.unpack_from("<I", data, len(data) - CRC_BYTES)
-    if zlib.crc32(data[: len(data) - CRC_BYTES]) != crc:
-        raise BitstreamError("crc32: checksum mismatch, the file is corrupt (bit errors or an incomplete copy)")
+    _check_length_and_crc(data, CLASSIC_OVERHEAD + length, "payload_length says")
     payload = data[CLASSIC_HEADER_BYTES : CLASSIC_HEADER_BYTES + length]
     _check_webp(payload, width, height)
     return ClassicHeader(PAYLOAD_KINDS[kind], height, width, channels, length), [payload]
