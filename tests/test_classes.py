@@ -61,6 +61,29 @@ def test_the_webp_fallback_codec_gets_its_own_columns():
     assert "| 0 % |" in next(line for line in lines if line.startswith("| photos"))
 
 
+def test_an_image_outside_webps_measured_range_is_named_not_extrapolated():
+    rows = _rows()
+    # "ui": every learned point below WebP's lowest PSNR (30 dB): no BD-rate, and the table says so
+    ui = (rows.image == "ui") & (rows.codec == "gancodec")
+    rows.loc[ui, "psnr"] = [24.0, 25.0, 26.0, 27.0]
+    # "table": its quality 6 point spends more than WebP's highest measured bpp: that gap is not read
+    t6 = (rows.image == "table") & (rows.codec == "gancodec") & (rows.setting == 6.0)
+    rows.loc[t6, "bpp"] = 3.0
+    screen = {e["class"]: e for e in class_table(rows, anchors=("webp",))}["screen"]
+    ui_row, table_row = sorted(screen["per_image"], key=lambda p: p["image"])[::-1]
+    assert ui_row["image"] == "ui" and ui_row["bd_rate_vs_webp"] is None and ui_row["no_overlap"] == "below"
+    assert screen["no_overlap"] == [{"image": "ui", "side": "below"}]
+    assert screen["worst"]["image"] == "table"  # the only image with a BD-rate
+    assert table_row["gap_points"] == [2, 3] and table_row["gap_db_vs_webp"] == pytest.approx(0.5, abs=0.05)
+    assert ui_row["gap_points"] == [3, 3]  # its bpps are inside WebP's range: the gap is read (about -6 dB)
+    lines = markdown({"classes": [screen]})
+    assert lines[0].endswith("| no PSNR overlap with WebP (no BD-rate) |")
+    assert lines[2].startswith("| screen | 2 |") and lines[2].endswith("| ui (below) |")
+    assert any("nothing is extrapolated" in line for line in lines)
+    lines = markdown({"classes": [dict(screen, worst_gap=table_row)]})
+    assert "table (+0.50 dB, 2 of 3 q)" in lines[2] and any(line.startswith('"n of m q"') for line in lines)
+
+
 def test_missing_columns_and_empty_sets_are_errors(tmp_path):
     with pytest.raises(DataError, match=r"lack column\(s\) \['class'\]"):
         class_table(_rows().drop(columns=["class"]))

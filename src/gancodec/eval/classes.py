@@ -13,6 +13,13 @@ a WebP of no more bytes replaces the learned stream when it decodes >0.25 dB bet
 ``fallback`` entry has the latter's BD-rate vs WebP, its worst image's gap, and the share of
 points stored as WebP. The fallback bounds the loss; it does not make the learned model better.
 
+No comparison extrapolates a curve past what was measured: BD-rate integrates only over the PSNR
+range both curves reach (:func:`gancodec.eval.bdrate.bd_rate`), and the dB gap reads WebP's
+curve only at bpps inside its measured range (a quality outside it is left out of the mean; the
+table says when). An image whose PSNR range does not meet WebP's at all (e.g. a learned codec
+whose best PSNR is below WebP's lowest quality measured, 10) has no BD-rate: it cannot be the
+"worst image (BD-rate)" and the table lists it, with the side, under "no PSNR overlap with WebP".
+
 Writes ``<out>/classes.csv`` (every measured point, with its class) and ``<out>/classes.json``
 (the table); ``markdown`` renders the table for the report.
 """
@@ -46,8 +53,24 @@ def _bd(points: pd.DataFrame, anchor: str, test: str = "gancodec") -> float | No
         return None
 
 
-def _gap_db(rows: pd.DataFrame, qualities: Sequence[float] = GAP_QUALITIES, test: str = "gancodec") -> float | None:
-    """One image: our PSNR minus WebP's at our bpp, averaged over ``qualities`` (those measured)."""
+def _no_overlap(points: pd.DataFrame, anchor: str = "webp", test: str = "gancodec") -> str | None:
+    """Why one image has no BD-rate against ``anchor``: "below" (the test codec's best PSNR is under
+    the anchor's lowest measured), "above" (its worst is over the anchor's best), None when the
+    PSNR ranges meet (or a curve has fewer than 2 points)."""
+    a, t = points[points.codec == anchor].psnr, points[points.codec == test].psnr
+    if len(a) < 2 or len(t) < 2:
+        return None
+    if t.max() <= a.min():
+        return "below"
+    if t.min() >= a.max():
+        return "above"
+    return None
+
+
+def _gap(rows: pd.DataFrame, qualities: Sequence[float] = GAP_QUALITIES, test: str = "gancodec") -> dict | None:
+    """One image: our PSNR minus WebP's at our bpp, averaged over those of ``qualities`` whose bpp
+    lies inside WebP's measured bpp range (never extrapolated); ``points``: how many of the
+    measured qualities that was, of ``measured``. None when there is no such quality."""
     ours_rows = rows[(rows.codec == test) & rows.setting.isin(list(qualities))]
     webp = rows[rows.codec == "webp"].sort_values("bpp")
     if ours_rows.empty or len(webp) < 2:
@@ -55,7 +78,15 @@ def _gap_db(rows: pd.DataFrame, qualities: Sequence[float] = GAP_QUALITIES, test
     at = ours.psnr_at(ours_rows.bpp.to_numpy(), webp.bpp.to_numpy(), webp.psnr.to_numpy())
     gaps = ours_rows.psnr.to_numpy() - at
     gaps = gaps[~np.isnan(gaps)]
-    return float(gaps.mean()) if gaps.size else None
+    if not gaps.size:
+        return None
+    return {"gap_db_vs_webp": float(gaps.mean()), "points": int(gaps.size), "measured": int(len(ours_rows))}
+
+
+def _gap_db(rows: pd.DataFrame, qualities: Sequence[float] = GAP_QUALITIES, test: str = "gancodec") -> float | None:
+    """One image: our PSNR minus WebP's at our bpp, averaged over ``qualities`` (those inside WebP's range)."""
+    g = _gap(rows, qualities, test)
+    return None if g is None else g["gap_db_vs_webp"]
 
 
 def class_table(rows: pd.DataFrame, anchors: Sequence[str] = ANCHORS) -> list[dict]:
@@ -71,7 +102,11 @@ def class_table(rows: pd.DataFrame, anchors: Sequence[str] = ANCHORS) -> list[di
                  "bd_rate": {a: _bd(curves, a) for a in anchors}}
         per_image = []
         for image, g in sub.groupby("image", sort=True):
-            per_image.append({"image": image, "bd_rate_vs_webp": _bd(g, "webp"), "gap_db_vs_webp": _gap_db(g)})
+            bd, gap = _bd(g, "webp"), _gap(g)
+            per_image.append({"image": image, "bd_rate_vs_webp": bd, "gap_db_vs_webp": gap and gap["gap_db_vs_webp"],
+                              "gap_points": gap and [gap["points"], gap["measured"]],
+                              "no_overlap": _no_overlap(g) if bd is None else None})
+        entry["no_overlap"] = [{"image": p["image"], "side": p["no_overlap"]} for p in per_image if p["no_overlap"]]
         scored = [p for p in per_image if p["bd_rate_vs_webp"] is not None]
         entry["worst"] = max(scored, key=lambda p: p["bd_rate_vs_webp"]) if scored else None
         gaps = [p for p in per_image if p["gap_db_vs_webp"] is not None]
@@ -87,8 +122,9 @@ def _fallback_entry(sub: pd.DataFrame, curves: pd.DataFrame) -> dict:
     """One class, gancodec with its WebP fallback: BD-rate vs WebP, share of WebP points, worst gap."""
     mine = sub[sub.codec == FALLBACK]
     share = float((mine.payload == "webp").mean()) if "payload" in mine else None
-    gaps = [{"image": image, "gap_db_vs_webp": _gap_db(g, test=FALLBACK)} for image, g in sub.groupby("image", sort=True)]
-    gaps = [g for g in gaps if g["gap_db_vs_webp"] is not None]
+    gaps = [{"image": image, **(_gap(g, test=FALLBACK) or {})} for image, g in sub.groupby("image", sort=True)]
+    gaps = [{"image": g["image"], "gap_db_vs_webp": g["gap_db_vs_webp"], "gap_points": [g["points"], g["measured"]]}
+            for g in gaps if "gap_db_vs_webp" in g]
     return {"bd_rate_vs_webp": _bd(curves, "webp", FALLBACK), "fallback_share": share,
             "worst_gap": min(gaps, key=lambda g: g["gap_db_vs_webp"]) if gaps else None, "per_image": gaps}
 
@@ -153,6 +189,9 @@ def markdown(summary: dict) -> list[str]:
     head = ["class", "images", *[f"BD-rate vs {names.get(a, a)}" for a in anchors],
             "worst image (BD-rate vs WebP)", "worst dB vs WebP at q 2/4/6"]
     with_fallback = any("fallback" in e for e in summary.get("classes", []))
+    with_disjoint = any(e.get("no_overlap") for e in summary.get("classes", []))
+    if with_disjoint:
+        head += ["no PSNR overlap with WebP (no BD-rate)"]
     if with_fallback:
         head += ["with WebP fallback: BD-rate vs WebP", "points stored as WebP", "worst dB vs WebP at q 2/4/6"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -160,6 +199,8 @@ def markdown(summary: dict) -> list[str]:
         w, g = e.get("worst"), e.get("worst_gap")
         cells = [e["class"], str(e["images"]), *[_pct(e["bd_rate"].get(a)) for a in anchors],
                  "n/a" if not w else f"{w['image']} ({_pct(w['bd_rate_vs_webp'])})", _gap_cell(g)]
+        if with_disjoint:
+            cells.append(_disjoint_cell(e.get("no_overlap")))
         if with_fallback:
             f = e.get("fallback") or {}
             share = f.get("fallback_share")
@@ -170,8 +211,24 @@ def markdown(summary: dict) -> list[str]:
                   "Right: what `gancodec compress` writes by default, where a WebP of no more bytes replaces the "
                   "learned stream when it decodes more than 0.25 dB PSNR better. The fallback bounds the loss per "
                   "image; it does not make the learned model better."]
+    if with_disjoint:
+        lines += ["", "No PSNR overlap: the image's learned PSNR range does not meet WebP's measured one, so it "
+                  "has no BD-rate (nothing is extrapolated); \"below\" = every learned point is under WebP's "
+                  "lowest measured PSNR. Its dB gap is still read where its bpp lies inside WebP's range."]
+    if any((g or {}).get("gap_points", [0, 0])[0] < (g or {}).get("gap_points", [0, 0])[1]
+           for e in summary.get("classes", []) for g in (e.get("worst_gap"), (e.get("fallback") or {}).get("worst_gap"))):
+        lines += ["", "\"n of m q\": only n of the image's m qualities (2/4/6) fell inside WebP's measured bpp range; "
+                  "the gap is their mean (WebP's curve is not extrapolated)."]
     return lines
 
 
 def _gap_cell(g: dict | None) -> str:
-    return "n/a" if not g else f"{g['image']} ({g['gap_db_vs_webp']:+.2f} dB)"
+    if not g:
+        return "n/a"
+    n, m = g.get("gap_points") or (0, 0)
+    part = f", {n} of {m} q" if n < m else ""
+    return f"{g['image']} ({g['gap_db_vs_webp']:+.2f} dB{part})"
+
+
+def _disjoint_cell(items: list[dict] | None) -> str:
+    return "none" if not items else ", ".join(f"{d['image']} ({d['side'] or 'no overlap'})" for d in items)
