@@ -125,3 +125,27 @@ def test_the_model_card_renders_the_per_class_table():
     assert "## Per content class" in md
     assert "| screen | 2 | +" in md and "| ui (-3.00 dB) |" in md
     assert md.index("## Per content class") > md.index("## Kodak")
+
+
+def test_the_model_card_shows_the_fallback_columns_when_the_table_has_them():
+    import json
+
+    from gancodec.weights import MODEL_CARD
+    from gancodec.weights.ship import render_markdown
+
+    rows = _rows()
+    safe = rows[rows.codec == "gancodec"].copy()
+    safe["codec"] = "gancodec+webp"
+    ui = safe.image == "ui"
+    safe.loc[ui, "psnr"] += 3.0
+    safe["payload"] = np.where(ui, "webp", "learned")
+    card = json.loads(MODEL_CARD.read_text())
+    card["classes"] = {"classes": class_table(pd.concat([rows, safe], ignore_index=True), anchors=("webp",))}
+    md = render_markdown(card, realism={}).splitlines()
+    head = next(line for line in md if line.startswith("| class | images |"))
+    assert head.endswith("| with WebP fallback: BD-rate vs WebP | points stored as WebP | worst image vs WebP at q 2/4/6 |")
+    screen = next(line for line in md if line.startswith("| screen | 2 |"))
+    assert "| ui (-3.00 dB) |" in screen and screen.endswith("| 50 % | ui (+0.00 dB) |")
+    assert len(screen.split("|")) == len(head.split("|"))
+    card["classes"] = {"classes": class_table(_rows(), anchors=("webp",))}  # no fallback rows: no fallback columns
+    assert "points stored as WebP" not in render_markdown(card, realism={})
