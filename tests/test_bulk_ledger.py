@@ -71,3 +71,92 @@ def test_bookkeeping_spills_past_a_small_memory_limit(tmp_path, monkeypatch):
 def test_duckdb_threads_follow_the_memory_limit(limit, threads, monkeypatch):
     monkeypatch.setattr(ledger.os, "cpu_count", lambda: 8)
     assert ledger.threads_for(limit) == threads
+
+
+def _ok_rows(p, jobs, size=5):
+    from gancodec.bulk import manifest, settings
+
+    return [manifest.make_row(run_id=p.run_id, key=j["key"], source_etag=j["etag"], model_id=p.model_id, setting=p.settings.label,
+                              status="ok", output_key=settings.output_key_for(j["key"]), sha256="0" * 64, bytes_in=100, bytes_out=size,
+                              width=8, height=8, channels=3, bpp=0.5, psnr=30.0, attempts=1, seconds=0.1, finished_at=settings.now())
+            for j in jobs]
+
+
+def _finish_scenario(tmp_path):
+    """A run killed after two of its five batches (its parts never merged), then a run over the
+    same bucket that skips those, writes three parts, and has one batch left over (storage down),
+    then a run that writes nothing. Returns the destination folder and the three runs' summaries."""
+    from gancodec.bulk import jobs, planner, run, settings
+    from gancodec.storage import LocalStore
+
+    (tmp_path / "src" / "photos").mkdir(parents=True)
+    for i in range(5 * 64):
+        (tmp_path / "src" / "photos" / f"{i:04d}.jpg").write_bytes(b"x")
+    src, dst = LocalStore(tmp_path / "src"), LocalStore(tmp_path / "dst")
+    (tmp_path / "dst").mkdir()
+    cfg, model = settings.Settings(quality=4, device="cpu", batch_size=64), "0" * 32
+    a = planner.plan(src, dst, cfg, run_id="runA", model_id=model)
+    for index, batch in list(a.iter_batches())[:2]:
+        jobs.write_part(dst, a.run_id, index, _ok_rows(a, batch), a.scratch)
+        for j in batch:
+            dst.put(settings.output_key_for(j["key"]), b"12345")
+    b = planner.plan(src, dst, cfg, run_id="runB", model_id=model)
+    assert (b.skipped, b.pending) == (128, 192)
+    batches = list(b.iter_batches())
+    for index, batch in batches[:-1]:
+        jobs.write_part(dst, b.run_id, index, _ok_rows(b, batch), b.scratch)
+    leftover = jobs.failed_batch_rows(batches[-1][1], b.settings, b.model_id, b.run_id, "storage down")
+    sb = run.finish_run(dst, b, leftover)
+    merged = tmp_path / "dst" / "_gancodec" / "manifest.parquet"
+    before = merged.read_bytes()
+    c = planner.plan(src, dst, cfg.replace(), run_id="runC", model_id=model)
+    assert (c.skipped, c.pending) == (128, 192)  # runB's outputs were never written: redone
+    c.pending, c.jobs_path = 0, ""  # ... by a run that wrote nothing (stopped at once)
+    sc = run.finish_run(dst, c)
+    return tmp_path / "dst", sb, sc, before
+
+
+def test_finish_run_merges_other_runs_parts_ours_and_leftover_rows(tmp_path, monkeypatch):
+    """finish_run's run manifest holds this run's rows only (skipped, parts, leftover); the merged
+    view one row per key: the killed run's unmerged parts, ours, the leftover rows; a later run
+    that wrote nothing leaves the merged view as it is."""
+    monkeypatch.setenv("GANCODEC_SCRATCH", str(tmp_path))  # the killed run's scratch folder stays
+    folder, sb, sc, before = _finish_scenario(tmp_path)
+    assert (sb.ok, sb.failed, sb.skipped) == (128, 64, 128)
+    con = duckdb.connect()
+    run_b = con.execute(f"SELECT run_id, status, count(*), count(DISTINCT key), min(part) <> '' FROM "
+                        f"read_parquet('{folder}/_gancodec/manifest-runB.parquet') GROUP BY ALL ORDER BY ALL").fetchall()
+    assert run_b == [("runB", "failed", 64, 64, False), ("runB", "ok", 128, 128, True), ("runB", "skipped", 128, 128, False)]
+    merged = con.execute(f"SELECT run_id, status, count(*), count(DISTINCT key), count(DISTINCT part) FROM "
+                         f"read_parquet('{folder}/_gancodec/manifest.parquet') GROUP BY ALL ORDER BY ALL").fetchall()
+    assert merged == [("runA", "ok", 128, 128, 2), ("runB", "failed", 64, 64, 1), ("runB", "ok", 128, 128, 2)]
+    assert (sc.ok, sc.failed, sc.skipped) == (0, 0, 128)
+    assert (folder / "_gancodec" / "manifest.parquet").read_bytes() == before  # nothing new: not rewritten
+
+
+def test_fetch_state_copies_the_parts_not_merged_into_one_file(tmp_path, monkeypatch):
+    """What DST holds is two files whatever the number of parts (nothing per part kept): the
+    merged view and the parts it lacks, copied into one; a run's own parts are counted, not
+    copied; a second call on the same scratch folder downloads no part again."""
+    from gancodec.bulk import jobs, planner
+    from gancodec.bulk.settings import PARTS_PREFIX, Settings
+    from gancodec.storage import LocalStore
+
+    monkeypatch.setenv("GANCODEC_SCRATCH", str(tmp_path))
+    folder, *_ = _finish_scenario(tmp_path)
+    dst = LocalStore(folder)
+    p = planner.Plan(run_id="runD", model_id="0" * 32, settings=Settings(quality=4, device="cpu"))
+    for run_id, n in (("runD", 2), ("runE", 1)):
+        for i in range(n):
+            jobs.write_part(dst, run_id, i, _ok_rows(p, [{"key": f"new/{run_id}/{i}/{k}.jpg", "etag": "e"} for k in range(64)]))
+    scratch = tmp_path / "scratch"
+    state = planner.fetch_state(dst, scratch, out=scratch / "parts.parquet", hold_back=f"{PARTS_PREFIX}runE/")
+    assert [f for f in state.files] == [(str(scratch / "state" / "merged.parquet"), ""), (str(scratch / "parts.parquet"), "")]
+    assert (state.new_parts, state.held_back) == (2, 1)
+    assert duckdb.connect().execute(f"SELECT count(*), count(DISTINCT part), min(part) FROM read_parquet('{scratch}/parts.parquet')").fetchone() == (
+        128, 2, f"{PARTS_PREFIX}runD/batch-000000.parquet")
+    gets = []
+    real = dst.get_file
+    dst.get_file = lambda key, path: (gets.append(key), real(key, path))
+    again = planner.fetch_state(dst, scratch, state.cache, out=scratch / "parts2.parquet")
+    assert (again.new_parts, again.held_back, gets) == (3, 0, [f"{PARTS_PREFIX}runE/batch-000000.parquet"])

@@ -137,24 +137,25 @@ def arrow_schema():
     return pa.schema([(c, types[t]) for c, t in MANIFEST_COLUMNS.items()])
 
 
-def consolidate(files: Sequence[tuple[str | os.PathLike, str]], out: str | os.PathLike, chunk: int = 50_000) -> Path | None:
+def consolidate(files: Iterable[tuple[str | os.PathLike, str]], out: str | os.PathLike, chunk: int = 50_000) -> Path | None:
     """Copy many small manifest files (the batches' parts: 64 rows each, ~15,600 per million
     objects) into one parquet file, in order, one part in memory at a time, each conformed to
     the manifest schema (missing columns null, ``part`` filled in from its key). DuckDB then
     reads one file instead of thousands (whose footers alone cost it ~1 GiB at a million
-    objects). ``None`` when there is nothing to copy."""
+    objects). ``files`` may be a generator (the parts as they are listed: nothing per part is
+    held here). ``None``, and no file, when there is nothing to copy."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    if not files:
-        return None
     schema = arrow_schema()
-    writer = pq.ParquetWriter(str(out), schema, compression="zstd")
+    writer = None
     pending: list[Any] = []
     rows = 0
     try:
         for path, key in files:
+            if writer is None:
+                writer = pq.ParquetWriter(str(out), schema, compression="zstd")
             # ParquetFile.read on one thread: half the CPU of read_table for a 64-row file
             table = pq.ParquetFile(str(path)).read(use_threads=False)
             if not table.schema.equals(schema):  # a part written by an older release or by pandas
@@ -174,8 +175,9 @@ def consolidate(files: Sequence[tuple[str | os.PathLike, str]], out: str | os.Pa
         if pending:
             writer.write_table(pa.concat_tables(pending))
     finally:
-        writer.close()
-    return Path(out)
+        if writer is not None:
+            writer.close()
+    return Path(out) if writer is not None else None
 
 
 def _normalised(con: Any, source: str) -> str:

@@ -49,7 +49,7 @@ class Plan:
     skipped_path: str = ""
     done_batches: list[int] = field(default_factory=list)  # batches whose part a stopped attempt already wrote
     resumed: bool = False
-    state: dict[str, Any] = field(default_factory=dict)  # local copies of DST's manifests (finish reuses them)
+    state: dict[str, Any] = field(default_factory=dict)  # the local copy of DST's merged manifest (finish reuses it)
 
     @property
     def n_batches(self) -> int:
@@ -70,17 +70,44 @@ class Plan:
         return [jobs for _, jobs in self.iter_batches()]
 
 
-def fetch_state(dst: Store, scratch: Path, cache: dict[str, Any] | None = None) -> tuple[list[tuple[str, str]], dict[str, Any]]:
-    """Local copies of what DST holds: the merged manifest and every part it does not include
-    yet (left by a killed run or a run still going), in that order, as (path, part key).
+@dataclass
+class State:
+    """What DST holds, as local files: ``files`` is the merged manifest (if readable) and one
+    file with every part it does not include yet, in listing order, each as (path, ``""``)."""
 
-    ``cache`` (what an earlier call returned) saves downloading again what did not change."""
-    cache = dict(cache or {"merged": None, "parts": {}})
+    files: list[tuple[str, str]]
+    cache: dict[str, Any]  # the merged manifest's tag and local copy (what a later call reuses)
+    new_parts: int = 0  # parts not in the merged manifest, copied into the parts file
+    held_back: int = 0  # parts under ``hold_back`` not in the merged manifest (not copied)
+
+
+def part_copy(folder: Path, key: str) -> Path:
+    """Where fetch_state keeps its copy of the part ``key``: a name made from the key, so that
+    a later call finds it without a table of the parts in memory."""
+    import hashlib
+
+    return folder / "parts" / (hashlib.sha1(key.encode()).hexdigest() + ".parquet")
+
+
+def fetch_state(dst: Store, scratch: Path, cache: Mapping[str, Any] | None = None, *, out: Path | None = None,
+                hold_back: str = "") -> State:
+    """Local copies of what DST holds: the merged manifest and every part it does not include
+    yet (left by a killed run or a run still going), the parts copied into one file (``out``),
+    in the order they are listed.
+
+    Nothing per part is held in memory: the part keys go to a parquet file as they are listed,
+    the ones the merged manifest already includes are dropped by a DuckDB join, and the others
+    are read back a batch at a time, downloaded (once: a part's copy is named after its key, see
+    :func:`part_copy`) and copied into ``out``. Parts whose key starts with ``hold_back`` (a
+    run's own parts, which finishing copies itself) are only counted. ``cache`` (an earlier
+    call's) saves downloading again a merged manifest that did not change."""
+    cache = dict(cache or {})
     folder = scratch / "state"
-    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "parts").mkdir(parents=True, exist_ok=True)
+    out = out or scratch / "state-parts.parquet"
     files: list[tuple[str, str]] = []
-    included: set[str] = set()
     merged_key = MERGED_MANIFEST + ".parquet"
+    merged = None
     info = dst.head(merged_key)
     if info is not None:
         local = folder / "merged.parquet"
@@ -90,41 +117,53 @@ def fetch_state(dst: Store, scratch: Path, cache: dict[str, Any] | None = None) 
             cache["merged"] = [list(tag), str(local)]
         try:
             pq.read_metadata(str(local))
-            con = ledger.connect(scratch)  # under the memory limit too: the merged view has a row per key
-            try:
-                included = {r[0] for r in con.execute(f"SELECT DISTINCT part FROM read_parquet({ledger._q(local)})").fetchall() if r[0]}
-            finally:
-                con.close()
+            merged = local
             files.append((str(local), ""))
         except Exception as exc:  # noqa: BLE001 - a damaged merged view is rebuilt from the parts
             log.warning("%s: unreadable merged manifest (%s); rebuilding it from the parts", dst.url_of(merged_key), exc)
-            included = set()
-    parts: dict[str, str] = dict(cache.get("parts") or {})
-    for part in dst.list(PARTS_PREFIX.rstrip("/")):
-        if part.key in included or not part.key.endswith(".parquet"):
-            continue
-        local = parts.get(part.key)
-        if local is None or not Path(local).exists():
-            local = str(folder / f"part-{len(parts):08d}.parquet")
-            dst.get_file(part.key, local)
-            parts[part.key] = local
+    listed, pending = folder / "listed-parts.parquet", folder / "pending-parts.parquet"
+    writer = ledger.ListingWriter(listed, {"key": "string", "n": "int64"})
+    try:
+        for part in dst.list(PARTS_PREFIX.rstrip("/")):
+            if part.key.endswith(".parquet"):
+                writer.add(part.key, writer.count)
+    finally:
+        writer.close()
+    if merged is not None and writer.count:
+        con = ledger.connect(scratch)  # under the memory limit too: the merged view has a row per key
         try:
-            pq.read_metadata(local)
-        except Exception as exc:  # noqa: BLE001
-            log.warning("%s: unreadable manifest part skipped (%s)", dst.url_of(part.key), exc)
-            continue
-        files.append((local, part.key))
-    cache["parts"] = parts
-    return files, cache
+            ledger.copy_out(con, f"SELECT l.key FROM read_parquet({ledger._q(listed)}) l LEFT JOIN "
+                                 f"(SELECT DISTINCT part FROM read_parquet({ledger._q(merged)}) WHERE part <> '') m ON m.part = l.key "
+                                 "WHERE m.part IS NULL ORDER BY l.n", pending)
+        finally:
+            con.close()
+        listed.unlink(missing_ok=True)
+    else:
+        listed.replace(pending)
+    result = State(files, cache)
 
+    def parts() -> Iterator[tuple[str, str]]:
+        for batch in pq.ParquetFile(str(pending)).iter_batches(batch_size=4096, columns=["key"]):
+            for key in batch.column(0).to_pylist():
+                if hold_back and key.startswith(hold_back):
+                    result.held_back += 1
+                    continue
+                local = part_copy(folder, key)
+                if not local.exists():
+                    dst.get_file(key, local)
+                try:
+                    pq.read_metadata(str(local))
+                except Exception as exc:  # noqa: BLE001
+                    log.warning("%s: unreadable manifest part skipped (%s)", dst.url_of(key), exc)
+                    continue
+                result.new_parts += 1
+                yield str(local), key
 
-def compact(files: list[tuple[str, str]], out: Path) -> list[tuple[str, str]]:
-    """The merged manifest (if any) and one file holding every part after it, in order."""
-    merged = [f for f in files if not f[1]]
-    parts = [f for f in files if f[1]]
-    if len(parts) <= 1:
-        return files
-    return merged + [(str(ledger.consolidate(parts, out)), "")]
+    copied = ledger.consolidate(parts(), out)
+    pending.unlink(missing_ok=True)
+    if copied is not None:
+        files.append((str(copied), ""))
+    return result
 
 
 def _made_by(con: Any, model_id: str) -> dict[str, str]:
@@ -183,8 +222,8 @@ def plan(
         if info.key.endswith(OUTPUT_SUFFIX) and not info.key.startswith(CONTROL_PREFIX):
             outputs.add(info.key, info.size)
     outputs.close()
-    files, result.state = fetch_state(dst_store, scratch)
-    files = compact(files, scratch / "state-parts.parquet")
+    state = fetch_state(dst_store, scratch, out=scratch / "state-parts.parquet")
+    files, result.state = state.files, state.cache
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, files, "prev")

@@ -6,10 +6,11 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import GancodecError, ModelError, StorageError
 from ..storage import Store, open_store
@@ -71,37 +72,43 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
     written (storage down after every retry).
     """
     from .manifest import parquet_bytes
-    from .planner import compact, fetch_state
+    from .planner import fetch_state
     from .jobs import spool_path
 
     dst_store = cached_store(dst)
     scratch = Path(p.scratch or ledger.new_scratch(p.run_id))
     scratch.mkdir(parents=True, exist_ok=True)
-    run_files: list[tuple[str, str]] = [(p.skipped_path, "")] if p.skipped_path else []
-    prefix = f"{PARTS_PREFIX}{p.run_id}"
+    prefix = f"{PARTS_PREFIX}{p.run_id}/"
     mine = scratch / "run-parts"
     mine.mkdir(exist_ok=True)
-    cached = dict(p.state.get("parts") or {})
-    for i, info in enumerate(dst_store.list(prefix)):
-        if not info.key.endswith(".parquet"):
-            continue
-        local = spool_path(str(scratch), info.key)
-        if not local.exists():
-            local = mine / f"{i:08d}.parquet"
-            dst_store.get_file(info.key, local)
-        cached[info.key] = str(local)
-        run_files.append((str(local), info.key))
+
+    def run_parts() -> Iterator[tuple[str, str]]:
+        """This run's parts as they are listed, each a local file (the batch's spooled copy, or
+        downloaded): streamed into one file, nothing per part kept."""
+        for i, info in enumerate(dst_store.list(prefix.rstrip("/"))):
+            if not info.key.endswith(".parquet"):
+                continue
+            local = spool_path(str(scratch), info.key)
+            if not local.exists():
+                local = mine / f"{i:08d}.parquet"
+                dst_store.get_file(info.key, local)
+            yield str(local), info.key
+
+    # copied into one file once, for both the run manifest and the merged view
+    copied = ledger.consolidate(run_parts(), scratch / "run-parts.parquet")
+    shutil.rmtree(mine, ignore_errors=True)
+    consolidated = [(str(copied), "")] if copied is not None else []
+    run_files = ([(p.skipped_path, "")] if p.skipped_path else []) + consolidated
     extra: list[tuple[str, str]] = []
     if leftover:
         path = scratch / "leftover.parquet"
         path.write_bytes(parquet_bytes([{**r, "part": ""} for r in leftover]))
         extra.append((str(path), ""))
     run_key = f"{CONTROL_PREFIX}manifest-{p.run_id}"
-    run_parts = [f for f in run_files if f[1]]
-    consolidated = run_parts
-    if len(run_parts) > 1:  # copied into one file once, for both the run manifest and the merged view
-        consolidated = [(str(ledger.consolidate(run_parts, scratch / "run-parts.parquet")), "")]
-        run_files = [f for f in run_files if not f[1]] + consolidated
+    # the merged view: the old one + every part not in it yet (ours included) + the leftover rows;
+    # the other runs' parts are copied into one file, ours are only counted (copied above)
+    state = fetch_state(dst_store, scratch, p.state, out=scratch / "other-parts.parquet", hold_back=prefix)
+    files = state.files + (consolidated if state.held_back else [])
     con = ledger.connect(scratch)
     try:
         ledger.rows_relation(con, run_files + extra, "runrows")
@@ -111,14 +118,7 @@ def finish_run(dst: str | Store, p: "Plan", leftover: Sequence[Mapping[str, Any]
         bytes_in, bytes_out = con.execute("SELECT coalesce(sum(bytes_in), 0), coalesce(sum(bytes_out), 0) FROM runrows WHERE status = 'ok'").fetchone()
         failures = [tuple(r) for r in con.execute(
             f"SELECT key, error_kind, error FROM runrows WHERE status = 'failed' ORDER BY key LIMIT {MAX_FAILURES}").fetchall()]
-        # the merged view: the old one + every part not in it yet (ours included) + the leftover rows
-        files, _ = fetch_state(dst_store, scratch, {**p.state, "parts": cached})
-        new_parts = any(key for _, key in files)  # parts not in the merged view yet (ours included)
-        ours = {key for _, key in run_parts}
-        others = [f for f in files if f[1] and f[1] not in ours]
-        files = ([f for f in files if not f[1]] + compact(others, scratch / "other-parts.parquet")
-                 + (consolidated if any(f[1] in ours for f in files) else []))
-        if files and not new_parts and not extra:
+        if files and not (state.new_parts or state.held_back) and not extra:
             pass  # nothing new since the merged view (a run that only skipped): it is current as it is
         else:
             ledger.rows_relation(con, files + extra, "allrows")
