@@ -98,7 +98,10 @@ def test_local_store_round_trip(tmp_path):
     assert store.head("a/missing") is None and not store.exists("a/missing")
     store.put("z.bin", b"1")
     (tmp_path / "a" / ".c.bin.x1.part").write_bytes(b"partial")  # an interrupted write
-    assert [o.key for o in store.list()] == ["a/b/c.bin", "z.bin"]
+    (tmp_path / "a" / "gone.bin").symlink_to(tmp_path / "nothing")  # a broken link is no object
+    store.put("a-b.bin", b"2")  # S3's order: "a-b.bin" before "a/..." ("-" < "/")
+    assert [o.key for o in store.list()] == ["a-b.bin", "a/b/c.bin", "z.bin"]
+    store.delete("a-b.bin")
     assert [o.key for o in store.list("a")] == ["a/b/c.bin"]
     assert list(store.list("nope")) == []
     with pytest.raises(StorageError, match="no such file"):

@@ -21,6 +21,7 @@ the fix; failures that may pass on a later try are :class:`TransientStorageError
 from __future__ import annotations
 
 import os
+import stat
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
@@ -225,23 +226,29 @@ class LocalStore(Store):
         yield from self._walk(start)
 
     def _walk(self, folder: Path) -> Iterator[ObjectInfo]:
-        """Depth-first, in S3's key order (a folder sorts as ``name/``)."""
+        """Depth-first, in S3's key order (a folder sorts as ``name/``). Only the names of the
+        folder being read are held (a folder of 156,250 manifest parts: ~80 bytes each; the
+        ``os.DirEntry`` objects were ~960)."""
         try:
             with os.scandir(folder) as it:
-                entries = [(e.name + "/" if e.is_dir(follow_symlinks=False) else e.name, e) for e in it]
+                names = [e.name + "/" if e.is_dir(follow_symlinks=False) else e.name for e in it]
         except OSError as exc:
             raise StorageError(f"{folder}: cannot list ({exc.strerror or exc}); check permissions") from None
-        for sort_name, entry in sorted(entries, key=lambda pair: pair[0]):
-            if sort_name.endswith("/"):
-                yield from self._walk(Path(entry.path))
-            elif entry.is_file():
-                if entry.name.startswith(".") and entry.name.endswith(".part"):
-                    continue  # an interrupted atomic write
-                rel = Path(entry.path).relative_to(self.root).as_posix()
-                try:
-                    yield self._info(rel, entry.stat())
-                except FileNotFoundError:
-                    continue  # removed while listing
+        names.sort()
+        rel = folder.relative_to(self.root).as_posix()
+        rel = "" if rel == "." else rel + "/"
+        for name in names:
+            if name.endswith("/"):
+                yield from self._walk(folder / name[:-1])
+                continue
+            if name.startswith(".") and name.endswith(".part"):
+                continue  # an interrupted atomic write
+            try:
+                st = os.stat(os.path.join(folder, name))
+            except FileNotFoundError:
+                continue  # removed while listing (or a broken link)
+            if stat.S_ISREG(st.st_mode):
+                yield self._info(rel + name, st)
 
     def get(self, key: str) -> bytes:
         path = self._path(key)
