@@ -2,7 +2,7 @@
 scripts/refresh_lock.sh)
 
 Checks that the committed reports/eval was made from the same inputs: the weights' sha256
-(models/gancodec.sha256) equals summary.json's, its images are the test list's (first `limit`),
+(models/gancodec.sha256) equals summary.json's, so does the realism weights' (models/realism.json), its images are the test list's (first `limit`),
 its gancodec settings are evaluate.qualities and its codecs evaluate.codecs (less the skipped).
 Then re-measures the first --images test images with today's code (SSIMULACRA2 off) into a
 temporary folder and compares every (image, codec, setting) row with the committed rd.csv: file
@@ -34,6 +34,8 @@ def main(argv=None) -> int:
     p.add_argument("--test-list", default="data/splits/test.csv")
     p.add_argument("--weights", default="models/gancodec.pt")
     p.add_argument("--committed", default="reports/eval/rd.csv")
+    p.add_argument("--realism-card", default="models/realism.json",
+                   help="the realism weights' card: its sha256 must be the one the evaluation measured")
     p.add_argument("--images", type=int, default=2, help="images to re-measure (0: check the inputs only)")
     a = p.parse_args(argv)
     prm = EvaluateParams.load(a.params)
@@ -53,6 +55,13 @@ def main(argv=None) -> int:
         problems.append(f"gancodec settings are not evaluate.qualities {prm.qualities}")
     if set(then.codec) - {"gancodec"} != set(prm.codecs) - set(summary.get("skipped") or {}):
         problems.append(f"codecs {sorted(set(then.codec))} are not evaluate.codecs {prm.codecs}")
+    realism_card = Path(a.realism_card)
+    if realism_card.exists() and "realism" in summary:  # the realism table is measured with these weights
+        want = json.loads(realism_card.read_text()).get("sha256")
+        had = summary["realism"].get("sha256")
+        if had != want:
+            problems.append(f"realism weights {str(want)[:16]}… but the evaluation measured "
+                            f"{str(had)[:16] + '…' if had else 'weights it did not record'}")
     if problems:
         print("check_eval: the committed evaluation was made from other inputs: " + "; ".join(problems))
         return 1

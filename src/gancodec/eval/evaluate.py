@@ -110,7 +110,9 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
         _, rtable = realism_table(images, realism_qualities, weights=weights, realism_weights=realism_weights,
                                   codecs=rcodecs, perceptual=perceptual)
         rtable.to_csv(out / "realism.csv", index=False)
-        summary["realism"] = {"weights": str(realism_weights), "check": check(rtable, rcodecs),
+        summary["realism"] = {"weights": str(realism_weights),
+                              "sha256": hashlib.sha256(Path(realism_weights).read_bytes()).hexdigest(),
+                              "check": check(rtable, rcodecs),
                               "rows": rtable.to_dict("records")}
     elif realism_weights is not None:
         pd.DataFrame().to_csv(out / "realism.csv", index=False)
