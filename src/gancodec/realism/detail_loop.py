@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from ..device import bf16_autocast_pays
 from ..fsutil import atomic_write_bytes
 from ..models.detail import DetailConfig, DetailGenerator
 from ..models.registry import model_from_checkpoint
@@ -76,6 +77,7 @@ class DetailTrainConfig:
     threads: int = 0
     checkpoint_every_s: float = 240.0
     log_every: int = 25
+    amp: bool = True  # bf16 autocast for G and D where it pays (CUDA, a CPU with AMX); losses in float32
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -204,6 +206,10 @@ def texture_loss(fake: torch.Tensor, real: torch.Tensor, levels: int = 3, positi
 
 
 # ----------------------------------------------------------------------------- training
+def _float(outs: list[list[torch.Tensor]]) -> list[list[torch.Tensor]]:
+    return [[t.float() for t in scale] for scale in outs]
+
+
 def _windows(cache: dict, idx: torch.Tensor, window: int, rng: np.random.Generator):
     """Crops of the cache at random 16-px-aligned offsets, away from the crop's edge; y with a
     1-latent margin."""
@@ -219,7 +225,8 @@ def _windows(cache: dict, idx: torch.Tensor, window: int, rng: np.random.Generat
 
 
 #: settings that do not change what a run makes: a resumed run may change them
-_RUN_ONLY = {"steps", "max_seconds", "threads", "checkpoint_every_s", "log_every", "out_dir", "cache_dir", "data_dirs", "crops"}
+_RUN_ONLY = {"steps", "max_seconds", "threads", "checkpoint_every_s", "log_every", "out_dir", "cache_dir", "data_dirs", "crops",
+             "amp"}
 
 
 def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = None,
@@ -267,7 +274,12 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         gen.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})
     rng = np.random.default_rng([cfg.seed, step])
     tgen = torch.Generator().manual_seed(cfg.seed * 1_000_003 + step)
-    log({"event": "start", "stage": "train_realism", "base_model_id": base_id, "crops": n, "step": step,
+    amp = cfg.amp and bf16_autocast_pays(torch.device("cpu"))
+
+    def bf16():
+        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp)
+
+    log({"event": "start", "stage": "train_realism", "base_model_id": base_id, "crops": n, "step": step, "bf16": amp,
          "params": {"generator": sum(p.numel() for p in gen.parameters()),
                     "discriminator": sum(p.numel() for p in disc.parameters())}})
 
@@ -289,11 +301,13 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         y_core = y[:, :, 1:1 + s, 1:1 + s]
         off = torch.from_numpy(rng.integers(0, 1 << 20, (2, cfg.batch_size)) * 2)
         noise = gen.noise_for(x_fid, off[0], off[1])
-        x_real = x_fid + gen(x_fid, y, noise, margin=1)
+        with bf16():
+            x_real = x_fid + gen(x_fid, y, noise, margin=1).float()
         rec = {}
         if adversarial:
-            r_out, f_out = disc(x, y_core), disc(x_real.detach().clamp(0, 1), y_core)
-            d_loss = discriminator_loss(r_out, f_out)
+            with bf16():
+                r_out, f_out = disc(x, y_core), disc(x_real.detach().clamp(0, 1), y_core)
+            d_loss = discriminator_loss(_float(r_out), _float(f_out))
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
             opt_d.step()
@@ -303,7 +317,9 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         tex = texture_loss(x_real, x, cfg.tex_levels, cfg.tex_positions, cfg.tex_directions, tgen) if cfg.w_tex else mse * 0
         loss = cfg.w_mse * mse + cfg.w_tex * tex
         if adversarial and step >= cfg.d_warmup_steps:
-            adv = F.softplus(-disc(x_real.clamp(0, 1), y_core)[0][-1]).mean()
+            with bf16():
+                logits = disc(x_real.clamp(0, 1), y_core)[0][-1]
+            adv = F.softplus(-logits.float()).mean()
             loss = loss + cfg.w_adv * adv
             rec["adv"] = float(adv)
         opt_g.zero_grad(set_to_none=True)
