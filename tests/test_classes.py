@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from gancodec.errors import DataError
-from gancodec.eval.classes import class_table, evaluate_classes, markdown
+from gancodec.class_table_markdown import markdown
+from gancodec.eval.classes import class_table, evaluate_classes
 
 
 def _curve(image, codec, cls, settings, bpps, psnrs):
@@ -143,7 +144,10 @@ def test_the_model_card_shows_the_fallback_columns_when_the_table_has_them():
     card["classes"] = {"classes": class_table(pd.concat([rows, safe], ignore_index=True), anchors=("webp",))}
     md = render_markdown(card, realism={}).splitlines()
     head = next(line for line in md if line.startswith("| class | images |"))
-    assert head.endswith("| with WebP fallback: BD-rate vs WebP | points stored as WebP | worst image vs WebP at q 2/4/6 |")
+    assert head.endswith("| with WebP fallback: BD-rate vs WebP | points stored as WebP | worst dB vs WebP at q 2/4/6 |")
+    table = markdown(card["classes"])  # the report's table, line for line
+    start = md.index(table[0])
+    assert md[start:start + len(table)] == table
     screen = next(line for line in md if line.startswith("| screen | 2 |"))
     assert "| ui (-3.00 dB) |" in screen and screen.endswith("| 50 % | ui (+0.00 dB) |")
     assert len(screen.split("|")) == len(head.split("|"))

@@ -251,7 +251,7 @@ def write_report(eval_dir: str | Path, out_dir: str | Path, anchors: pd.DataFram
                   "![crops](crops.png)", "",
                   "gancodec at ~0.3 bpp; each other codec at its highest quality whose file is no larger.", ""]
     if classes and Path(classes).exists():
-        from .classes import markdown
+        from ..class_table_markdown import markdown
 
         lines += ["## Per content class (PSNR BD-rate; negative = fewer bits than the anchor)", ""]
         lines += markdown(json.loads(Path(classes).read_text())) + [""]

@@ -21,6 +21,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
+from ..class_table_markdown import markdown as classes_markdown
 from ..fsutil import atomic_write_bytes
 from ..models import model_from_checkpoint
 from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights, load_checkpoint
@@ -164,46 +165,12 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
     classes = card.get("classes")
     if classes:
         lines += ["", "## Per content class (PSNR BD-rate; negative = fewer bits than the anchor)", ""]
-        lines += _classes_markdown(classes)
+        lines += classes_markdown(classes)
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     if realism:
         lines += _realism_markdown(realism)
     return "\n".join(lines) + "\n"
-
-
-def _classes_markdown(classes: dict) -> list[str]:
-    """The table of ``gancodec.eval.classes.markdown`` without importing the evaluation (the card is
-    rendered by code that decoding may load)."""
-    names = {"webp": "WebP", "avif": "AVIF 4:4:4", "jpeg420": "JPEG"}
-    rows = classes.get("classes", [])
-    anchors = list(rows[0]["bd_rate"]) if rows else []
-    pct = lambda v: "n/a" if v is None else f"{v:+.1f} %"  # noqa: E731
-
-    def gap(g: dict | None) -> str:
-        if not g:
-            return "n/a"
-        n, m = g.get("gap_points") or (0, 0)
-        return f"{g['image']} ({g['gap_db_vs_webp']:+.2f} dB{f', {n} of {m} q' if n < m else ''})"
-
-    with_fallback = any("fallback" in e for e in rows)  # gancodec+webp, what compress writes by default
-    head = ["class", "images", *[f"BD-rate vs {names.get(a, a)}" for a in anchors], "worst image vs WebP at q 2/4/6"]
-    if with_fallback:
-        head += ["with WebP fallback: BD-rate vs WebP", "points stored as WebP", "worst image vs WebP at q 2/4/6"]
-    out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for e in rows:
-        cells = [e["class"], str(e["images"]), *[pct(e["bd_rate"].get(a)) for a in anchors], gap(e.get("worst_gap"))]
-        if with_fallback:
-            f = e.get("fallback") or {}
-            share = f.get("fallback_share")
-            cells += [pct(f.get("bd_rate_vs_webp")), "n/a" if share is None else f"{100 * share:.0f} %", gap(f.get("worst_gap"))]
-        out.append("| " + " | ".join(cells) + " |")
-    if with_fallback:
-        out += ["", "Left: the learned codec (`compress(..., fallback=False)`). Right: what `gancodec compress` "
-                "writes by default, where a WebP of no more bytes replaces the learned stream when it decodes more "
-                "than 0.25 dB PSNR better (docs/evaluation.md, *The WebP fallback*). The fallback bounds the loss "
-                "per image; it does not make the learned model better."]
-    return out
 
 
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
