@@ -92,19 +92,19 @@ def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
     quality more than 20 below q*, or between the offsets, can be missed."""
     h, w, c = pixels.shape
     rgb = Image.fromarray(np.repeat(pixels, 3, axis=2) if c == 1 else pixels, "RGB")  # WebP codes grey as RGB
-    made: dict[int, tuple[bytes, bytes]] = {}  # quality -> (version-2 file, its WebP)
+    overhead = len(bitstream.write_classic("webp", h, w, c, b""))  # the container: fixed size, whatever it carries
+    made: dict[int, bytes] = {}  # quality -> its WebP (only the kept one is wrapped, at the end)
 
-    def encode(q: int) -> bytes:
+    def size(q: int) -> int:
         if q not in made:
-            webp = _webp(rgb, q)
-            made[q] = bitstream.write_classic("webp", h, w, c, webp), webp
-        return made[q][0]
+            made[q] = _webp(rgb, q)
+        return len(made[q]) + overhead
 
     lo, hi = _QUALITIES
     top = None
     while lo <= hi:
         q = (lo + hi) // 2
-        if len(encode(q)) <= max_bytes:
+        if size(q) <= max_bytes:
             top, lo = q, q + 1
         else:
             hi = q - 1
@@ -112,16 +112,16 @@ def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
         return None
     best = None
     for q in (top, *(top - d for d in LOWER_OFFSETS if top - d >= _QUALITIES[0])):
-        data = encode(q)
-        if len(data) > max_bytes:  # sizes are not strictly monotonic in the quality either
+        if size(q) > max_bytes:  # sizes are not strictly monotonic in the quality either
             continue
-        # our own file, just written: decode its WebP once (decode() checks its size), without
+        # our own WebP, just encoded: decode it once (decode() checks its size), without
         # bitstream.read's validation, which opens the WebP a second time for its header
-        decoded = decode(ClassicHeader("webp", h, w, c, len(made[q][1])), made[q][1])
+        decoded = decode(ClassicHeader("webp", h, w, c, len(made[q])), made[q])
         value = psnr(pixels, decoded)
-        if best is None or value > best.psnr:
-            best = Candidate(data, q, value, decoded)
-    return best
+        if best is None or value > best[1]:
+            best = (q, value, decoded)
+    q, value, decoded = best
+    return Candidate(bitstream.write_classic("webp", h, w, c, made[q]), q, value, decoded)
 
 
 def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | None:
