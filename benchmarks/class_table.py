@@ -18,7 +18,8 @@ import tempfile
 from pathlib import Path
 
 from gancodec.data.synthetic import generate_tests
-from gancodec.eval.classes import evaluate_classes, markdown
+from gancodec.class_table_markdown import markdown
+from gancodec.eval.classes import evaluate_classes
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,8 @@ from pathlib import Path
 import pandas as pd
 
 from gancodec.errors import DataError, GancodecError
-from gancodec.eval.classes import evaluate_classes, markdown
+from gancodec.class_table_markdown import markdown
+from gancodec.eval.classes import evaluate_classes
 from gancodec.params import ClassesParams
 
 
