@@ -365,6 +365,8 @@ class RealismParams(Section):
     w_mse: float = 100.0
     w_tex: float = 1.0
     w_adv: float = 0.0
+    d_lr: float = 2e-4  # the conditional patch discriminator's learning rate (used when w_adv > 0)
+    d_warmup_steps: int = 200  # steps the discriminator trains before the generator sees it
     seed: int = 0
     log_every: int = field(default=25, metadata=UNTRACKED)
     checkpoint_every_s: float = field(default=240.0, metadata=UNTRACKED)
@@ -377,7 +379,8 @@ class RealismParams(Section):
         return DetailTrainConfig(data_dirs=[train_list], base=base, cache_dir=cache_dir, out_dir=run_dir,
                                  init_from=init_from, crops=self.crops, rate_max=self.rate_max, steps=self.steps,
                                  max_seconds=self.max_seconds, batch_size=self.batch_size, window=self.window,
-                                 lr=self.lr, w_mse=self.w_mse, w_tex=self.w_tex, w_adv=self.w_adv, seed=self.seed,
+                                 lr=self.lr, w_mse=self.w_mse, w_tex=self.w_tex, w_adv=self.w_adv, d_lr=self.d_lr,
+                                 d_warmup_steps=self.d_warmup_steps, seed=self.seed,
                                  log_every=self.log_every, checkpoint_every_s=self.checkpoint_every_s,
                                  threads=self.threads)
 

@@ -321,7 +321,7 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
                 logits = disc(x_real.clamp(0, 1), y_core)[0][-1]
             adv = F.softplus(-logits.float()).mean()
             loss = loss + cfg.w_adv * adv
-            rec["adv"] = float(adv)
+            rec["adv"] = float(adv.detach())
         opt_g.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
