@@ -73,6 +73,7 @@ class DetailTrainConfig:
     tex_directions: int = 32
     width: int = 32
     blocks: int = 3
+    noise_channels: int = 4  # 0: a deterministic filter of the fidelity decode (MSE-only runs)
     seed: int = 0
     threads: int = 0
     checkpoint_every_s: float = 240.0
@@ -248,7 +249,8 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
     cache = load_cache(cfg.cache_dir, base_id)
     data = json.loads((Path(cfg.cache_dir) / "cache.json").read_text())["data"]
     n = len(cache["x"])
-    gen = DetailGenerator(DetailConfig(latent_channels=base.config.M, width=cfg.width, blocks=cfg.blocks))
+    gen = DetailGenerator(DetailConfig(latent_channels=base.config.M, width=cfg.width, blocks=cfg.blocks,
+                                       noise_channels=cfg.noise_channels))
     disc = ConditionalPatchDiscriminator(base.config.M, width=cfg.d_width, scales=1)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
