@@ -74,6 +74,7 @@ class DetailTrainConfig:
     width: int = 32
     blocks: int = 3
     noise_channels: int = 4  # 0: a deterministic filter of the fidelity decode (MSE-only runs)
+    mse_log: bool = False  # the MSE term as the mean of each crop's log MSE (every rate weighs alike, as in dB)
     seed: int = 0
     threads: int = 0
     checkpoint_every_s: float = 240.0
@@ -316,8 +317,9 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
             rec["d_loss"] = float(d_loss.detach())
             rec["d_acc"] = 0.5 * float((r_out[0][-1] > 0).float().mean() + (f_out[0][-1] < 0).float().mean())
         mse = F.mse_loss(x_real, x)
+        mse_term = (x_real - x).pow(2).mean(dim=(1, 2, 3)).add(1e-10).log().mean() if cfg.mse_log else mse
         tex = texture_loss(x_real, x, cfg.tex_levels, cfg.tex_positions, cfg.tex_directions, tgen) if cfg.w_tex else mse * 0
-        loss = cfg.w_mse * mse + cfg.w_tex * tex
+        loss = cfg.w_mse * mse_term + cfg.w_tex * tex
         if adversarial and step >= cfg.d_warmup_steps:
             with bf16():
                 logits = disc(x_real.clamp(0, 1), y_core)[0][-1]
@@ -354,6 +356,12 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
     return out / "realism.pt"
 
 
+def _flag(text: str) -> bool:
+    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError(f"{text!r} is not true or false")
+    return text.lower() in ("true", "1", "yes")
+
+
 def main(argv: list[str] | None = None) -> None:
     """``python -m gancodec.realism.detail_loop {cache,train} --data DIR... [--KEY VALUE ...]``"""
     import argparse
@@ -364,7 +372,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", nargs="+", default=[])
     for k, v in d.to_dict().items():
         if k != "data_dirs":
-            p.add_argument("--" + k.replace("_", "-"), type=type(v) if v is not None else str, default=v)
+            kind = _flag if isinstance(v, bool) else type(v) if v is not None else str
+            p.add_argument("--" + k.replace("_", "-"), type=kind, default=v)
     a = vars(p.parse_args(argv))
     what = a.pop("what")
     cfg = DetailTrainConfig(data_dirs=a.pop("data"), **a)
