@@ -114,3 +114,44 @@ def test_the_shipped_realism_decoder_decodes_shipped_streams_and_refuses_other_m
     with pytest.raises(ModelError, match="trained for model [0-9a-f]{32}, but the stream's model is") as err:
         decompress(foreign, weights=other, realism=True, realism_weights=SHIPPED_REALISM)
     assert "\n" not in str(err.value)
+
+
+@pytest.fixture(scope="module")
+def detail_cache(tmp_path_factory):
+    from PIL import Image
+
+    from gancodec.realism.detail_loop import DetailTrainConfig, build_cache
+
+    root = tmp_path_factory.mktemp("detail-train")
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        x = (np.indices((288, 288)).sum(0) % (5 + i) * 40).astype(np.uint8)[:, :, None].repeat(3, 2)
+        Image.fromarray(np.clip(x + rng.integers(0, 60, x.shape), 0, 255).astype(np.uint8)).save(root / f"{i}.png")
+    cfg = DetailTrainConfig(data_dirs=[str(root)], cache_dir=str(root / "cache"), crops=2, threads=1)
+    build_cache(cfg, log=lambda rec: None)
+    return cfg
+
+
+def _train(cfg, out, **changes):
+    import dataclasses
+
+    from gancodec.realism.detail_loop import train_detail
+
+    settings = {"steps": 3, "batch_size": 1, "window": 64, "w_tex": 0.0, "w_adv": 0.1, **changes}
+    run = dataclasses.replace(cfg, out_dir=str(out), **settings)
+    train_detail(run, log=lambda rec: None)
+    return torch.load(out / "last.pt", map_location="cpu", weights_only=True)
+
+
+def test_the_discriminator_warms_up_alone_while_the_generator_stays_as_it_was(detail_cache, tmp_path):
+    warm = _train(detail_cache, tmp_path / "warm", d_warmup_steps=3)
+    assert warm["step"] == 3
+    assert not warm["generator"]["tail.weight"].any()  # still zero-initialised: G adds nothing yet, no drift to MSE
+    trained = _train(detail_cache, tmp_path / "trained", d_warmup_steps=1)  # the same run, G trains from step 1
+    assert trained["generator"]["tail.weight"].any()
+
+
+def test_a_deterministic_filter_has_no_noise_input(detail_cache, tmp_path):
+    ck = _train(detail_cache, tmp_path / "filter", noise_channels=0, w_adv=0.0, mse_log=True)
+    assert ck["generator"]["head.weight"].shape[1] == 12 + 16  # pixels and latent features, no noise channels
+    assert not torch.equal(ck["generator"]["tail.weight"], torch.zeros_like(ck["generator"]["tail.weight"]))

@@ -15,7 +15,8 @@ lost), ``w_tex`` x a sliced-Wasserstein distance between the 7x7 patch distribut
 Laplacian band of ``x_real`` and of the original, per image, with fresh random directions every
 step (a texture loss in the sense of Heitz et al. 2021, on pyramid bands instead of VGG
 features), and ``w_adv`` x the non-saturating GAN loss of a conditional patch discriminator
-(trained from step 0; G sees it after ``d_warmup_steps``).
+(which trains alone, G frozen, for the first ``d_warmup_steps``: a run continuing a trained G
+does not drift towards the MSE optimum while its fresh discriminator catches up).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ class DetailTrainConfig:
     w_mse: float = 100.0
     w_tex: float = 1.0
     w_adv: float = 0.0  # off by default: on 2 shared cores a D pass costs more than G's step
-    d_warmup_steps: int = 200
+    d_warmup_steps: int = 200  # with w_adv > 0: the discriminator trains alone first (the generator frozen)
     d_width: int = 32
     tex_levels: int = 3
     tex_positions: int = 256  # patch positions per image and band
@@ -304,7 +305,8 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         y_core = y[:, :, 1:1 + s, 1:1 + s]
         off = torch.from_numpy(rng.integers(0, 1 << 20, (2, cfg.batch_size)) * 2)
         noise = gen.noise_for(x_fid, off[0], off[1])
-        with bf16():
+        warmup = adversarial and step < cfg.d_warmup_steps  # the discriminator learns alone; G stays as it is
+        with bf16(), torch.set_grad_enabled(not warmup):
             x_real = x_fid + gen(x_fid, y, noise, margin=1).float()
         rec = {}
         if adversarial:
@@ -320,16 +322,17 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         mse_term = (x_real - x).pow(2).mean(dim=(1, 2, 3)).add(1e-10).log().mean() if cfg.mse_log else mse
         tex = texture_loss(x_real, x, cfg.tex_levels, cfg.tex_positions, cfg.tex_directions, tgen) if cfg.w_tex else mse * 0
         loss = cfg.w_mse * mse_term + cfg.w_tex * tex
-        if adversarial and step >= cfg.d_warmup_steps:
+        if adversarial and not warmup:
             with bf16():
                 logits = disc(x_real.clamp(0, 1), y_core)[0][-1]
             adv = F.softplus(-logits.float()).mean()
             loss = loss + cfg.w_adv * adv
             rec["adv"] = float(adv.detach())
-        opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
-        opt_g.step()
+        if not warmup:
+            opt_g.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
+            opt_g.step()
         step += 1
         with torch.no_grad():
             rec.update(mse=float(mse), mse_fid=float(F.mse_loss(x_fid, x)), tex=float(tex),
