@@ -155,3 +155,12 @@ def test_a_deterministic_filter_has_no_noise_input(detail_cache, tmp_path):
     ck = _train(detail_cache, tmp_path / "filter", noise_channels=0, w_adv=0.0, mse_log=True)
     assert ck["generator"]["head.weight"].shape[1] == 12 + 16  # pixels and latent features, no noise channels
     assert not torch.equal(ck["generator"]["tail.weight"], torch.zeros_like(ck["generator"]["tail.weight"]))
+
+
+def test_the_card_names_the_losses_the_detail_generator_trained_with(detail_file, tmp_path):
+    from gancodec.realism.ship import ship_realism
+
+    gan = ship_realism(detail_file, dest=tmp_path / "a.pt", train_config={"w_mse": 100, "w_tex": 0.0, "w_adv": 0.25})
+    assert "discriminator" in gan["summary"] and "texture loss" not in gan["summary"]
+    tex = ship_realism(detail_file, dest=tmp_path / "b.pt", train_config={"w_mse": 100, "w_tex": 1.0, "w_adv": 0.0})
+    assert "texture loss" in tex["summary"] and "discriminator" not in tex["summary"]

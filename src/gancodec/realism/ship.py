@@ -34,6 +34,16 @@ def _train_config(path: Path) -> dict:
     return dict(torch.load(last, map_location="cpu", weights_only=True).get("config", {}))
 
 
+def _losses(cfg: dict) -> str:
+    """The detail generator's training losses, in words, from its run's settings."""
+    terms = ["MSE to the original"]
+    if cfg.get("w_tex"):
+        terms.append("a Laplacian-band sliced-Wasserstein texture loss")
+    if cfg.get("w_adv"):
+        terms.append("the non-saturating GAN loss of a latent-conditioned patch discriminator")
+    return " + ".join(terms)
+
+
 def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
                  wall_time: str | None = None, train_config: dict | None = None,
                  base_weights: Path = SHIPPED_WEIGHTS, dest: Path = SHIPPED_REALISM,
@@ -55,9 +65,9 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
                "over the frozen shipped model; it decodes the same .gcx streams (`--realism [STRENGTH]`).")
     if ckpt.get("arch") == "detail":
         summary = ("Realism decoder (stage 2): a small detail generator that adds texture to the frozen shipped model's "
-                   "fidelity decode (x_fid + strength x G(x_fid, latent, position noise)); trained on cached decodes "
-                   "with MSE + a Laplacian-band sliced-Wasserstein texture loss. It decodes the same .gcx streams "
-                   "(`--realism [STRENGTH]`) of this base model only.")
+                   f"fidelity decode (x_fid + strength x G(x_fid, latent, position noise)); trained on cached decodes "
+                   f"with {_losses(cfg)}. It decodes the same .gcx streams (`--realism [STRENGTH]`) of this base "
+                   "model only.")
     card = {
         "name": dest.name,
         "summary": summary,
