@@ -164,3 +164,13 @@ def test_the_card_names_the_losses_the_detail_generator_trained_with(detail_file
     assert "discriminator" in gan["summary"] and "texture loss" not in gan["summary"]
     tex = ship_realism(detail_file, dest=tmp_path / "b.pt", train_config={"w_mse": 100, "w_tex": 1.0, "w_adv": 0.0})
     assert "texture loss" in tex["summary"] and "discriminator" not in tex["summary"]
+
+
+def test_a_rate_aware_generator_needs_and_uses_the_rate():
+    torch.manual_seed(0)
+    g = DetailGenerator(DetailConfig(width=8, blocks=1, noise_channels=0, rate_input=1))
+    torch.nn.init.normal_(g.tail.weight, std=0.05)
+    x, y = torch.rand(1, 3, 32, 32), torch.randn(1, 192, 4, 4)
+    with pytest.raises(ValueError, match="rate"):
+        g(x, y, g.noise_for(x))
+    assert not torch.equal(g(x, y, g.noise_for(x), rate=0.0), g(x, y, g.noise_for(x), rate=7.0))

@@ -31,6 +31,7 @@ class DetailConfig:
     blocks: int = 4
     cond_channels: int = 16
     noise_channels: int = 4
+    rate_input: int = 0  # 1: G also sees the rate point (a constant plane, rate / 8)
 
     @classmethod
     def from_dict(cls, d: dict) -> "DetailConfig":
@@ -80,19 +81,27 @@ class DetailGenerator(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.cond = nn.Conv2d(cfg.latent_channels, cfg.cond_channels, 1)
-        self.head = nn.Conv2d(12 + cfg.cond_channels + cfg.noise_channels, cfg.width, 3, padding=1)
+        self.head = nn.Conv2d(12 + cfg.cond_channels + cfg.noise_channels + cfg.rate_input, cfg.width, 3, padding=1)
         self.body = nn.Sequential(*[_Block(cfg.width) for _ in range(cfg.blocks)])
         self.tail = nn.Conv2d(cfg.width, 12, 3, padding=1)
         nn.init.zeros_(self.tail.weight)
         nn.init.zeros_(self.tail.bias)
 
-    def forward(self, x_fid: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, margin: int = 0) -> torch.Tensor:
+    def forward(self, x_fid: torch.Tensor, y: torch.Tensor, noise: torch.Tensor, margin: int = 0,
+                rate: torch.Tensor | float | None = None) -> torch.Tensor:
         """``y`` covers ``x_fid`` plus ``margin`` latents on every side (training crops take one, so
-        the upsampled features at a crop's edge see their neighbours as in a decode window)."""
-        h, w = x_fid.shape[-2] // 2, x_fid.shape[-1] // 2
+        the upsampled features at a crop's edge see their neighbours as in a decode window).
+        ``rate`` (per image, or one for all) is needed when the generator was made with ``rate_input``."""
+        b, h, w = x_fid.shape[0], x_fid.shape[-2] // 2, x_fid.shape[-1] // 2
         c = F.interpolate(self.cond(y), scale_factor=8, mode="bilinear", align_corners=False)
         c = c[:, :, 8 * margin: 8 * margin + h, 8 * margin: 8 * margin + w]
-        z = torch.cat([F.pixel_unshuffle(x_fid * 2 - 1, 2), c, noise], dim=1)
+        parts = [F.pixel_unshuffle(x_fid * 2 - 1, 2), c, noise]
+        if self.cfg.rate_input:
+            if rate is None:
+                raise ValueError("this detail generator takes the rate point as an input; pass rate=")
+            r = torch.as_tensor(rate, dtype=x_fid.dtype, device=x_fid.device).reshape(-1, 1, 1, 1) / 8
+            parts.append(r.expand(b, 1, h, w))
+        z = torch.cat(parts, dim=1)
         z = self.body(F.leaky_relu(self.head(z), 0.2))
         return F.pixel_shuffle(self.tail(F.leaky_relu(z, 0.2)), 2)
 
@@ -127,5 +136,5 @@ class DetailCodec(nn.Module):
         x_fid = self.base.g_s(y)
         if not self.strength:
             return x_fid
-        d = self.detail(x_fid.clamp(0, 1), y, self.detail.noise_for(x_fid, origin[0], origin[1]))
+        d = self.detail(x_fid.clamp(0, 1), y, self.detail.noise_for(x_fid, origin[0], origin[1]), rate=rate)
         return x_fid + self.strength * d

@@ -75,6 +75,7 @@ class DetailTrainConfig:
     width: int = 32
     blocks: int = 3
     noise_channels: int = 4  # 0: a deterministic filter of the fidelity decode (MSE-only runs)
+    rate_input: bool = False  # G sees the rate point (for runs over many rates)
     mse_log: bool = False  # the MSE term as the mean of each crop's log MSE (every rate weighs alike, as in dB)
     seed: int = 0
     threads: int = 0
@@ -252,7 +253,7 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
     data = json.loads((Path(cfg.cache_dir) / "cache.json").read_text())["data"]
     n = len(cache["x"])
     gen = DetailGenerator(DetailConfig(latent_channels=base.config.M, width=cfg.width, blocks=cfg.blocks,
-                                       noise_channels=cfg.noise_channels))
+                                       noise_channels=cfg.noise_channels, rate_input=int(cfg.rate_input)))
     disc = ConditionalPatchDiscriminator(base.config.M, width=cfg.d_width, scales=1)
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
@@ -307,7 +308,7 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
         noise = gen.noise_for(x_fid, off[0], off[1])
         warmup = adversarial and step < cfg.d_warmup_steps  # the discriminator learns alone; G stays as it is
         with bf16(), torch.set_grad_enabled(not warmup):
-            x_real = x_fid + gen(x_fid, y, noise, margin=1).float()
+            x_real = x_fid + gen(x_fid, y, noise, margin=1, rate=cache["rate"][idx]).float()
         rec = {}
         if adversarial:
             with bf16():
