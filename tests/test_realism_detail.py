@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -174,3 +177,31 @@ def test_a_rate_aware_generator_needs_and_uses_the_rate():
     with pytest.raises(ValueError, match="rate"):
         g(x, y, g.noise_for(x))
     assert not torch.equal(g(x, y, g.noise_for(x), rate=0.0), g(x, y, g.noise_for(x), rate=7.0))
+
+
+def test_the_command_line_switches_are_flags_and_a_value_after_one_is_an_error(capsys):
+    from gancodec.realism.detail_loop import parse_args
+
+    what, cfg = parse_args(["train", "--no-amp", "--mse-log", "--rate-input", "--width", "16", "--cache-dir", "c"])
+    assert what == "train" and (cfg.amp, cfg.mse_log, cfg.rate_input, cfg.width, cfg.cache_dir) == (False, True, True, 16, "c")
+    assert parse_args(["train"])[1].amp is True
+    with pytest.raises(SystemExit):
+        parse_args(["train", "--amp", "false"])  # "--amp False" once read as True
+    assert "unrecognized arguments: false" in capsys.readouterr().err
+
+
+def test_train_realism_with_no_steps_ships_the_starting_file_byte_for_byte(tmp_path):
+    from gancodec.weights import SHIPPED_WEIGHTS
+    from gancodec.weights.realism import SHIPPED_REALISM
+
+    (tmp_path / "params.yaml").write_text("realism:\n  init_from: shipped\n  steps: 0\n")
+    (tmp_path / "train.csv").write_text("path\n")
+    out = tmp_path / "models" / "realism.pt"
+    run = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "stages/train_realism.py"), "--params", str(tmp_path / "params.yaml"),
+                          "--train-list", str(tmp_path / "train.csv"), "--base", str(SHIPPED_WEIGHTS),
+                          "--cache", str(tmp_path / "cache"), "--run", str(tmp_path / "run"), "--out", str(out),
+                          "--live", str(tmp_path / "live")], capture_output=True, text=True, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert out.read_bytes() == SHIPPED_REALISM.read_bytes()
+    assert json.loads(out.with_suffix(".json").read_text())["unchanged"] is True
+    assert (tmp_path / "cache").is_dir() and (tmp_path / "run").is_dir() and any((tmp_path / "live" / "plots").rglob("*.tsv"))

@@ -320,16 +320,18 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
             rec["d_loss"] = float(d_loss.detach())
             rec["d_acc"] = 0.5 * float((r_out[0][-1] > 0).float().mean() + (f_out[0][-1] < 0).float().mean())
         mse = F.mse_loss(x_real, x)
-        mse_term = (x_real - x).pow(2).mean(dim=(1, 2, 3)).add(1e-10).log().mean() if cfg.mse_log else mse
-        tex = texture_loss(x_real, x, cfg.tex_levels, cfg.tex_positions, cfg.tex_directions, tgen) if cfg.w_tex else mse * 0
-        loss = cfg.w_mse * mse_term + cfg.w_tex * tex
-        if adversarial and not warmup:
-            with bf16():
-                logits = disc(x_real.clamp(0, 1), y_core)[0][-1]
-            adv = F.softplus(-logits.float()).mean()
-            loss = loss + cfg.w_adv * adv
-            rec["adv"] = float(adv.detach())
-        if not warmup:
+        tex = mse.new_zeros(())
+        if not warmup:  # the generator's loss (during the warm-up only mse is logged)
+            mse_term = (x_real - x).pow(2).mean(dim=(1, 2, 3)).add(1e-10).log().mean() if cfg.mse_log else mse
+            if cfg.w_tex:
+                tex = texture_loss(x_real, x, cfg.tex_levels, cfg.tex_positions, cfg.tex_directions, tgen)
+            loss = cfg.w_mse * mse_term + cfg.w_tex * tex
+            if adversarial:
+                with bf16():
+                    logits = disc(x_real.clamp(0, 1), y_core)[0][-1]
+                adv = F.softplus(-logits.float()).mean()
+                loss = loss + cfg.w_adv * adv
+                rec["adv"] = float(adv.detach())
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)
@@ -360,14 +362,9 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
     return out / "realism.pt"
 
 
-def _flag(text: str) -> bool:
-    if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
-        raise ValueError(f"{text!r} is not true or false")
-    return text.lower() in ("true", "1", "yes")
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m gancodec.realism.detail_loop {cache,train} --data DIR... [--KEY VALUE ...]``"""
+def parse_args(argv: list[str] | None = None) -> tuple[str, DetailTrainConfig]:
+    """The command line's action (cache, train or both) and run config: ``--KEY VALUE`` for each
+    config field, ``--KEY`` / ``--no-KEY`` for the switches."""
     import argparse
 
     d = DetailTrainConfig()
@@ -376,11 +373,18 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--data", nargs="+", default=[])
     for k, v in d.to_dict().items():
         if k != "data_dirs":
-            kind = _flag if isinstance(v, bool) else type(v) if v is not None else str
-            p.add_argument("--" + k.replace("_", "-"), type=kind, default=v)
+            if isinstance(v, bool):  # --amp / --no-amp, as the other CLIs' switches
+                p.add_argument("--" + k.replace("_", "-"), action=argparse.BooleanOptionalAction, default=v)
+            else:
+                p.add_argument("--" + k.replace("_", "-"), type=type(v) if v is not None else str, default=v)
     a = vars(p.parse_args(argv))
     what = a.pop("what")
-    cfg = DetailTrainConfig(data_dirs=a.pop("data"), **a)
+    return what, DetailTrainConfig(data_dirs=a.pop("data"), **a)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """``python -m gancodec.realism.detail_loop {cache,train} --data DIR... [--KEY VALUE ...]``"""
+    what, cfg = parse_args(argv)
     if what in ("cache", "both"):
         build_cache(cfg)
     if what in ("train", "both"):
