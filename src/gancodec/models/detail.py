@@ -115,6 +115,9 @@ class DetailGenerator(nn.Module):
 class DetailCodec(nn.Module):
     """A stage-1 model whose synthesis adds ``strength`` x G's detail to the fidelity decode.
 
+    G adds its detail to g_s's output. For a base model with a post-filter (v1.6 on), strength
+    blends the base's own decode (strength 0) with g_s + G (strength 1), so a generator trained
+    over g_s's decodes serves every model that shares that g_s.
     Everything else (analysis, entropy model, gains) is the base model's: the same streams."""
 
     uses_origin = True  # tiling.synthesize passes each window's position (the noise is keyed to it)
@@ -133,8 +136,11 @@ class DetailCodec(nn.Module):
         """The realism decode of a latent window whose top-left pixel is ``origin`` in the image."""
         r = torch.tensor([rate], device=y_hat.device)
         y = y_hat * self.base.gain.inverse_gain(r).to(y_hat.dtype)
-        x_fid = self.base.g_s(y)
         if not self.strength:
-            return x_fid
-        d = self.detail(x_fid.clamp(0, 1), y, self.detail.noise_for(x_fid, origin[0], origin[1]), rate=rate)
-        return x_fid + self.strength * d
+            return self.base.decode(y, rate)
+        x_fid = self.base.g_s(y)
+        x_real = x_fid + self.detail(x_fid.clamp(0, 1), y, self.detail.noise_for(x_fid, origin[0], origin[1]), rate=rate)
+        if self.strength == 1.0:
+            return x_real
+        x_hat = self.base.decode(y, rate) if self.base.post_filter is not None else x_fid
+        return torch.lerp(x_hat, x_real, self.strength)

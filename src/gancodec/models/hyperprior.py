@@ -7,7 +7,7 @@
                  │                                          │
                  └──────────────Q(y - means)+means ◄────────┘
                                    │
-                               y_hat ·inv_gain ──g_s──► x_hat
+                               y_hat ·inv_gain ──g_s──► x_fid ──(+ post_filter, optional)──► x_hat
 
 ``forward`` is the training path (noise for rates, straight-through rounding for the decoder,
 as Minnen & Singh 2020) and returns :class:`RDOutput`. ``compress`` / ``decompress`` code one
@@ -27,6 +27,7 @@ from torch import nn
 
 from ..entropy import FactorizedPrior, GaussianConditional
 from .checkerboard import CheckerboardContext
+from .detail import DetailConfig, DetailGenerator
 from .gain import GainUnits
 from .transforms import HYPER_STRIDE, AnalysisTransform, HyperAnalysis, HyperSynthesis, SynthesisTransform
 
@@ -47,24 +48,38 @@ class ModelConfig:
     M: int = 192
     lambdas: tuple[float, ...] = field(default_factory=lambda: tuple(DEFAULT_LAMBDAS))
     context: str = "none"  # "none" (hyperprior only) or "checkerboard" (gancodec.models.checkerboard)
+    #: a noise-free, rate-aware detail generator (DetailConfig fields) whose output is added to
+    #: g_s's decode (v1.6 on); None: x_hat is g_s's output
+    post_filter: tuple[tuple[str, int], ...] | None = None
 
     def to_dict(self) -> dict:
         d = asdict(self)
         d["lambdas"] = list(self.lambdas)
         if self.context == "none":  # keeps plain models' files readable by gancodec before 1.4
             del d["context"]
+        if self.post_filter is None:  # ... and models without one readable before 1.6
+            del d["post_filter"]
+        else:
+            d["post_filter"] = dict(self.post_filter)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "ModelConfig":
-        known = {"N", "M", "lambdas", "context"}
+        known = {"N", "M", "lambdas", "context", "post_filter"}
         unknown = set(d) - known
         if unknown:
             raise ValueError(f"unknown model config keys {sorted(unknown)}; valid keys are {sorted(known)}")
         context = str(d.get("context", "none"))
         if context not in CONTEXTS:
             raise ValueError(f"context {context!r} is not one of {list(CONTEXTS)}")
-        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]), context=context)
+        post = d.get("post_filter")
+        if post is not None:
+            post = tuple(sorted(DetailConfig.from_dict(dict(post)).to_dict().items()))
+            if dict(post)["noise_channels"] or not dict(post)["rate_input"] or dict(post)["latent_channels"] != int(d["M"]):
+                raise ValueError(f"post_filter {dict(post)} must be noise-free (noise_channels 0), take the rate "
+                                 f"(rate_input 1) and read the model's {int(d['M'])} latent channels")
+        return cls(N=int(d["N"]), M=int(d["M"]), lambdas=tuple(float(v) for v in d["lambdas"]), context=context,
+                   post_filter=post)
 
 
 class RDOutput(NamedTuple):
@@ -99,6 +114,7 @@ class HyperpriorCodec(nn.Module):
         self.y_conditional = GaussianConditional()
         self.gain = GainUnits(M, list(config.lambdas))
         self.context = CheckerboardContext(M) if config.context == "checkerboard" else None
+        self.post_filter = DetailGenerator(DetailConfig(**dict(config.post_filter))) if config.post_filter else None
 
     @property
     def num_rates(self) -> int:
@@ -120,8 +136,15 @@ class HyperpriorCodec(nn.Module):
         if not synthesize:
             return RDOutput(None, y_likelihoods, z_likelihoods)
         y_hat = _round_ste(y - means) + means
-        x_hat = self.g_s(y_hat * self.gain.inverse_gain(rate))
+        x_hat = self.decode(y_hat * self.gain.inverse_gain(rate), rate)
         return RDOutput(x_hat, y_likelihoods, z_likelihoods)
+
+    def decode(self, y: torch.Tensor, rate: torch.Tensor | float) -> torch.Tensor:
+        """x_hat (unclamped) from the decoder's input y (after the inverse gain): g_s, then the post-filter if any."""
+        x_fid = self.g_s(y)
+        if self.post_filter is None:
+            return x_fid
+        return x_fid + self.post_filter(x_fid.clamp(0, 1), y, self.post_filter.noise_for(x_fid), rate=rate)
 
     def entropy_parameters(self, y: torch.Tensor, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Means and scales of y: the hyperprior's from z_hat, refined at non-anchor positions by
@@ -149,7 +172,7 @@ class HyperpriorCodec(nn.Module):
     def synthesis(self, y_hat: torch.Tensor, rate: float) -> torch.Tensor:
         """Image window (1, 3, 16h, 16w), unclamped, from a latent window y_hat (1, M, h, w)."""
         r = torch.tensor([rate], device=y_hat.device)
-        return self.g_s(y_hat * self.gain.inverse_gain(r).to(y_hat.dtype))
+        return self.decode(y_hat * self.gain.inverse_gain(r).to(y_hat.dtype), rate)
 
     def update(self) -> None:
         """Fill the integer coding tables; call after training, before compressing."""

@@ -69,14 +69,14 @@ def build_model(model_config: dict) -> nn.Module:
 
 def model_from_checkpoint(ckpt: dict, source: str = "checkpoint", overrides: dict | None = None) -> nn.Module:
     """The model a checkpoint or weights file holds. ``overrides`` change its config to add parts
-    (e.g. ``{"context": "checkerboard"}``): the parts the checkpoint lacks keep their
+    (e.g. ``{"context": "checkerboard"}``, or a ``post_filter``): the parts the checkpoint lacks keep their
     initialisation, every part it has must fit. ModelError names ``source`` when it does not fit."""
     try:
         model = build_model({**ckpt["model_config"], **(overrides or {})})
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
         missing, unexpected = model.load_state_dict(state, strict=not overrides)
         added = {k.split(".")[0] for k in missing}
-        if unexpected or not added <= {"context"}:
+        if unexpected or not added <= {"context", "post_filter"}:
             raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ModelError(f"{source}: weights do not fit the model ({exc})") from None

@@ -54,6 +54,9 @@ class LoadedModel:
     coder: LatentCoder
     model_id: str
     path: Path
+    #: the model whose streams and g_s this one keeps unchanged, adding a post-filter (v1.6 over
+    #: v1.5): realism decoders trained for that model also decode this one's streams
+    extends_model_id: str | None = None
     _copies: dict = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -155,7 +158,9 @@ def load_model(path: str | os.PathLike | None = None) -> LoadedModel:
         model = model_from_checkpoint(ckpt, str(p)).eval().to(memory_format=torch.channels_last)  # ~2x faster convs on CPU
         if not model.z_prior.tables_ready():
             raise ModelError(f"{p}: weights have no entropy tables; export them with gancodec.weights.export_weights")
-        loaded = LoadedModel(model, LatentCoder(model), model_id_of(data), p)
+        extends = ckpt.get("extends_model_id")
+        loaded = LoadedModel(model, LatentCoder(model), model_id_of(data), p,
+                             extends if isinstance(extends, str) and extends != model_id_of(data) else None)
         _cache[p] = (signature, loaded)
         return loaded
 

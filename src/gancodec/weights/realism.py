@@ -100,7 +100,7 @@ def load_realism(lm: LoadedModel, path: str | os.PathLike | None = None) -> dict
         if expected and expected != hashlib.sha256(data).hexdigest():
             raise ModelError(f"{p}: sha256 does not match {card}; the file is damaged or was replaced")
     ckpt = parse_realism(p, data)
-    if ckpt["base_model_id"] != lm.model_id:
+    if ckpt["base_model_id"] not in (lm.model_id, lm.extends_model_id):
         raise ModelError(f"{p}: realism decoder trained for model {ckpt['base_model_id']}, but the stream's model is "
                          f"{lm.model_id}; use the realism weights made for that model")
     return ckpt

@@ -1,7 +1,7 @@
 """Make a training checkpoint the shipped model: compact weights + model card.
 
     python -m gancodec.weights.ship runs/stage1/model.pt --version v1.6 [--kodak-table kodak.json]
-        [--classes-table reports/classes/classes.json]
+        [--classes-table reports/classes/classes.json] [--post-filter runs/p3/realism.pt]
 
 Writes ``hyperprior-v1.pt`` (float16 parameters, integer entropy tables) and ``MODEL_CARD.json``
 (sha256, model config, steps, training settings, data hashes, git revision, hardware, Kodak
@@ -9,6 +9,12 @@ numbers when given) beside this module, renders ``MODEL_CARD.md`` from them, and
 weights to ``HISTORY.json`` under ``--version``, so files made with them still decode after the
 next release (``gancodec weights get``). Commit the weights file: its git blob is how a later
 checkout gives it back.
+
+``--post-filter`` adds a noise-free, rate-aware detail generator (trained by
+``python -m gancodec.realism.detail_loop train --noise-channels 0 --rate-input`` over the
+checkpoint's decodes; docs/training.md) as the model's post-filter. Nothing else changes: the
+file records the checkpoint's model id as ``extends_model_id``, so realism decoders made for it
+still apply.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from pathlib import Path
 from ..class_table_markdown import markdown as classes_markdown
 from ..fsutil import atomic_write_bytes
 from ..models import model_from_checkpoint
-from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights, load_checkpoint
+from . import MODEL_CARD, SHIPPED_WEIGHTS, export_weights, load_checkpoint, model_id_of
 
 
 def _git_rev() -> str:
@@ -81,15 +87,15 @@ def dvc_lock_entry(checkpoint: str, lock_path: str | Path = "dvc.lock") -> dict 
     return None
 
 
-def shipped_realism_card(model_id: str) -> dict | None:
-    """The card of the shipped realism decoder when it was trained for ``model_id``, else None."""
+def shipped_realism_card(*model_ids: str | None) -> dict | None:
+    """The card of the shipped realism decoder when it was trained for one of ``model_ids``, else None."""
     from .realism import SHIPPED_REALISM
 
     path = SHIPPED_REALISM.with_suffix(".json")
     if not path.exists():
         return None
     card = json.loads(path.read_text())
-    return card if card.get("base_model_id") == model_id else None
+    return card if card.get("base_model_id") in {m for m in model_ids if m} else None
 
 
 def _realism_markdown(card: dict) -> list[str]:
@@ -133,10 +139,10 @@ def _realism_markdown(card: dict) -> list[str]:
 def render_markdown(card: dict, realism: dict | None = None) -> str:
     """The model card in Markdown; ``realism`` (default: the shipped realism decoder's card, when
     it was trained for this model) adds its section."""
-    realism = realism if realism is not None else shipped_realism_card(card.get("model_id", ""))
+    realism = realism if realism is not None else shipped_realism_card(card.get("model_id"), card.get("extends_model_id"))
     lines = [f"# Model card: {card['name']}", "", card["summary"], "",
              "| field | value |", "|---|---|"]
-    for key in ("sha256", "model_id", "steps", "wall_time", "hardware", "git_rev", "created"):
+    for key in ("sha256", "model_id", "extends_model_id", "steps", "wall_time", "hardware", "git_rev", "created"):
         if card.get(key) is not None:
             lines.append(f"| {key} | `{card[key]}` |")
     lock = card.get("dvc_lock")
@@ -173,16 +179,45 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_post_filter(ckpt: dict, source: str, post_filter: str) -> tuple[torch.nn.Module, dict]:
+    """The model of ``ckpt`` with the generator of the realism file ``post_filter`` as its post-filter,
+    and the card fields that say so (``extends_model_id``: the model it was trained over)."""
+    from ..errors import ModelError
+    from .realism import parse_realism
+
+    path = Path(post_filter)
+    post = parse_realism(path, path.read_bytes())
+    cfg = post.get("detail_config") or {}
+    if post.get("arch") != "detail" or cfg.get("noise_channels") or not cfg.get("rate_input"):
+        raise ModelError(f"{path}: not a post-filter (a detail generator with noise_channels 0 and rate_input 1)")
+    model = model_from_checkpoint(ckpt, source, overrides={"post_filter": cfg})
+    model.post_filter.load_state_dict({k: v.float() for k, v in post["state_dict"].items()})
+    base_id = post["base_model_id"]
+    if Path(source).is_file() and model_id_of(Path(source).read_bytes()) != base_id:
+        raise ModelError(f"{path}: post-filter trained over model {base_id}, not {source}'s")
+    card = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
+    return model, {"extends_model_id": base_id,
+                   "post_filter": {"file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": post.get("step"),
+                                   "config": card.get("config", {})}}
+
+
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
-         wall_time: str | None = None, version: str | None = None, classes: dict | None = None) -> dict:
+         wall_time: str | None = None, version: str | None = None, classes: dict | None = None,
+         post_filter: str | None = None) -> dict:
     """Make ``checkpoint`` the shipped weights (see the module docstring); ``version`` names it in HISTORY.json."""
     from .history import check_version_free
 
     if version is not None:
         check_version_free(version)  # before anything is written
     ckpt = load_checkpoint(checkpoint)
-    model = model_from_checkpoint(ckpt, checkpoint)
+    if post_filter:
+        model, post = with_post_filter(ckpt, checkpoint, post_filter)
+    else:
+        model, post = model_from_checkpoint(ckpt, checkpoint), {}
     train_cfg = ckpt.get("train_config") or {}
+    if not train_cfg and post and Path(checkpoint).resolve() == SHIPPED_WEIGHTS:
+        previous = json.loads(MODEL_CARD.read_text())  # the fidelity model's own training, kept on the new card
+        train_cfg = {"fidelity_model": {k: previous.get(k) for k in ("name", "model_id", "steps", "train_config", "data")}}
     if not train_cfg:
         last = Path(checkpoint).with_name("last.pt")
         stage_card = Path(checkpoint).with_suffix(".json")  # what the DVC train stage writes beside its export
@@ -191,14 +226,17 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         elif stage_card.exists():
             train_cfg = json.loads(stage_card.read_text()).get("train", {})
     origin = provenance(train_cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
-    digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)))
+    meta = {"extends_model_id": post["extends_model_id"]} if post else {}
+    digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
     card = {
         "name": SHIPPED_WEIGHTS.name,
         "summary": "Variable-rate mean-scale hyperprior" + (" with a checkerboard context model" if model.context is not None else "")
+                   + (" and a rate-aware post-filter (a small residual CNN over g_s's decode)" if model.post_filter is not None else "")
                    + " (stage 1, MSE). Quality 1..8 interpolates 8 gain-unit rate points.",
         "sha256": digest,
         "model_id": digest[:32],
         "model_config": model.config.to_dict(),
+        **post,
         "steps": int(ckpt.get("step", 0)),
         "train_config": train_cfg,
         **origin,
@@ -223,13 +261,15 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--kodak-table", help="JSON written by benchmarks/model_kodak.py --json")
     p.add_argument("--classes-table", help="classes.json written by the evaluate_classes stage or "
                    "benchmarks/class_table.py")
+    p.add_argument("--post-filter", help="a noise-free, rate-aware detail-generator file trained over the "
+                   "checkpoint's decodes: added as the model's post-filter")
     p.add_argument("--notes", default="")
     p.add_argument("--hardware", default=None)
     p.add_argument("--wall-time", default=None)
     a = p.parse_args(argv)
     kodak = json.loads(Path(a.kodak_table).read_text()) if a.kodak_table else None
     classes = json.loads(Path(a.classes_table).read_text()) if a.classes_table else None
-    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time, a.version, classes=classes)
+    card = ship(a.checkpoint, kodak, a.notes, a.hardware, a.wall_time, a.version, classes=classes, post_filter=a.post_filter)
     print(f"shipped {SHIPPED_WEIGHTS} sha256={card['sha256']} steps={card['steps']}")
 
 
