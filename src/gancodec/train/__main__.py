@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--checkpoint-every-s", type=float, default=300.0)
+    p.add_argument("--rate-min", type=float, default=0.0, help="sample rate points from here (0 = quality 1) ...")
+    p.add_argument("--rate-max", type=float, default=-1.0, help="... to here (-1 = the highest)")
     p.add_argument("--compile", action="store_true")
     p.add_argument("--context", choices=CONTEXTS, default=None,
                    help="add a context model (with --init-from: a new part, trained from its initialisation)")
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     a = p.parse_args(argv)
     train(TrainConfig(data_dirs=a.data, source_weights=a.source_weights, out_dir=a.out, init_from=a.init_from, steps=a.steps, max_seconds=a.max_seconds,
                       batch_size=a.batch_size, crop=a.crop, lr=a.lr, device=a.device, threads=a.threads,
-                      checkpoint_every_s=a.checkpoint_every_s, compile=a.compile,
+                      checkpoint_every_s=a.checkpoint_every_s, compile=a.compile, rate_min=a.rate_min, rate_max=a.rate_max,
                       model={"context": a.context} if a.context else {}, trainable=a.trainable))
 
 
