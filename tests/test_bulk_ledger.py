@@ -160,3 +160,36 @@ def test_fetch_state_copies_the_parts_not_merged_into_one_file(tmp_path, monkeyp
     dst.get_file = lambda key, path: (gets.append(key), real(key, path))
     again = planner.fetch_state(dst, scratch, state.cache, out=scratch / "parts2.parquet")
     assert (again.new_parts, again.held_back, gets) == (3, 0, [f"{PARTS_PREFIX}runE/batch-000000.parquet"])
+
+
+def test_fetch_state_skips_a_damaged_part_with_a_warning_and_copies_the_rest(tmp_path, monkeypatch, caplog):
+    """A part cut short and one whose data pages are garbled (its footer intact) are left out,
+    each named in a warning; the good parts are copied as before."""
+    from gancodec.bulk import jobs, planner
+    from gancodec.bulk.settings import PARTS_PREFIX, Settings
+    from gancodec.storage import LocalStore
+
+    monkeypatch.setenv("GANCODEC_SCRATCH", str(tmp_path))
+    dst = LocalStore(tmp_path / "dst")
+    p = planner.Plan(run_id="runF", model_id="0" * 32, settings=Settings(quality=4, device="cpu"))
+    for i in range(3):
+        jobs.write_part(dst, "runF", i, _ok_rows(p, [{"key": f"f/{i}/{k}.jpg", "etag": "e"} for k in range(64)]))
+    parts = sorted((tmp_path / "dst" / PARTS_PREFIX / "runF").glob("*.parquet"))
+    cut = parts[0].read_bytes()
+    parts[0].write_bytes(cut[: len(cut) // 2])
+    import pyarrow.parquet as pq
+
+    col = pq.read_metadata(str(parts[1])).row_group(0).column(0)
+    start = col.dictionary_page_offset or col.data_page_offset
+    garbled = bytearray(parts[1].read_bytes())
+    garbled[start + 4:start + col.total_compressed_size] = b"\xff" * (col.total_compressed_size - 4)  # a data page, not the footer
+    parts[1].write_bytes(bytes(garbled))
+    pq.read_metadata(str(parts[1]))  # the footer still reads
+    scratch = tmp_path / "scratch"
+    with caplog.at_level("WARNING"):
+        state = planner.fetch_state(dst, scratch, out=scratch / "parts.parquet")
+    assert state.new_parts == 1
+    assert duckdb.connect().execute(f"SELECT count(*), min(part) FROM read_parquet('{scratch}/parts.parquet')").fetchone() == (
+        64, f"{PARTS_PREFIX}runF/{parts[2].name}")
+    warned = [r.getMessage() for r in caplog.records if "unreadable manifest part" in r.getMessage()]
+    assert len(warned) == 2 and parts[0].name in warned[0] and parts[1].name in warned[1]

@@ -23,7 +23,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
 
 from .manifest import MANIFEST_COLUMNS
 
@@ -137,13 +137,16 @@ def arrow_schema():
     return pa.schema([(c, types[t]) for c, t in MANIFEST_COLUMNS.items()])
 
 
-def consolidate(files: Iterable[tuple[str | os.PathLike, str]], out: str | os.PathLike, chunk: int = 50_000) -> Path | None:
+def consolidate(files: Iterable[tuple[str | os.PathLike, str]], out: str | os.PathLike, chunk: int = 50_000,
+                on_unreadable: Callable[[str, str, Exception], None] | None = None) -> Path | None:
     """Copy many small manifest files (the batches' parts: 64 rows each, ~15,600 per million
     objects) into one parquet file, in order, one part in memory at a time, each conformed to
     the manifest schema (missing columns null, ``part`` filled in from its key). DuckDB then
     reads one file instead of thousands (whose footers alone cost it ~1 GiB at a million
     objects). ``files`` may be a generator (the parts as they are listed: nothing per part is
-    held here). ``None``, and no file, when there is nothing to copy."""
+    held here). ``None``, and no file, when there is nothing to copy. A file that cannot be read
+    raises, or with ``on_unreadable`` is reported to it ``(path, key, error)`` and left out: each
+    file is opened once, so its footer is decoded once."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -154,10 +157,15 @@ def consolidate(files: Iterable[tuple[str | os.PathLike, str]], out: str | os.Pa
     rows = 0
     try:
         for path, key in files:
+            try:  # ParquetFile.read on one thread: half the CPU of read_table for a 64-row file
+                table = pq.ParquetFile(str(path)).read(use_threads=False)
+            except Exception as exc:  # noqa: BLE001 - pyarrow raises several types for a damaged file
+                if on_unreadable is None:
+                    raise
+                on_unreadable(str(path), key, exc)
+                continue
             if writer is None:
                 writer = pq.ParquetWriter(str(out), schema, compression="zstd")
-            # ParquetFile.read on one thread: half the CPU of read_table for a 64-row file
-            table = pq.ParquetFile(str(path)).read(use_threads=False)
             if not table.schema.equals(schema):  # a part written by an older release or by pandas
                 table = pa.Table.from_arrays(
                     [table.column(f.name).cast(f.type) if f.name in table.column_names else pa.nulls(table.num_rows, f.type) for f in schema],

@@ -151,15 +151,14 @@ def fetch_state(dst: Store, scratch: Path, cache: Mapping[str, Any] | None = Non
                 local = part_copy(folder, key)
                 if not local.exists():
                     dst.get_file(key, local)
-                try:
-                    pq.read_metadata(str(local))
-                except Exception as exc:  # noqa: BLE001
-                    log.warning("%s: unreadable manifest part skipped (%s)", dst.url_of(key), exc)
-                    continue
                 result.new_parts += 1
                 yield str(local), key
 
-    copied = ledger.consolidate(parts(), out)
+    def skip(path: str, key: str, exc: Exception) -> None:
+        result.new_parts -= 1
+        log.warning("%s: unreadable manifest part skipped (%s)", dst.url_of(key), exc)
+
+    copied = ledger.consolidate(parts(), out, on_unreadable=skip)
     pending.unlink(missing_ok=True)
     if copied is not None:
         files.append((str(copied), ""))
