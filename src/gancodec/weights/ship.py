@@ -198,7 +198,7 @@ def with_post_filter(ckpt: dict, source: str, post_filter: str) -> tuple[torch.n
     card = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
     return model, {"extends_model_id": base_id,
                    "post_filter": {"file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": post.get("step"),
-                                   "config": card.get("config", {})}}
+                                   "config": card.get("config", {}), "data": card.get("data")}}
 
 
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
@@ -215,6 +215,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
     else:
         model, post = model_from_checkpoint(ckpt, checkpoint), {}
     train_cfg = ckpt.get("train_config") or {}
+    previous = None
     if not train_cfg and post and Path(checkpoint).resolve() == SHIPPED_WEIGHTS:
         previous = json.loads(MODEL_CARD.read_text())  # the fidelity model's own training, kept on the new card
         train_cfg = {"fidelity_model": {k: previous.get(k) for k in ("name", "model_id", "steps", "train_config", "data")}}
@@ -226,6 +227,8 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         elif stage_card.exists():
             train_cfg = json.loads(stage_card.read_text()).get("train", {})
     origin = provenance(train_cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
+    if previous is not None:
+        origin["data"] = previous.get("data", {})  # what the fidelity model trained on (the post-filter's: post_filter.data)
     meta = {"extends_model_id": post["extends_model_id"]} if post else {}
     digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
     card = {
