@@ -41,18 +41,21 @@ def test_search_is_deterministic():
 
 
 def test_search_over_several_tiles_leaves_no_seams():
-    """Each tile is searched with its neighbours' latents held fixed; the stitched decode must
-    stay as good as the plain one along the tile borders."""
+    """Each tile is searched with its neighbours' latents held fixed; along the tile borders the
+    stitched decode must be as good as one search over the whole image (the search trades some
+    distortion for bytes everywhere, so the plain encode is not the yardstick)."""
     img = astronaut(256)[:, :192]
-    plain = gancodec.compress(img, quality=5, tile_size=128, fallback=False)  # learned streams, both
+    plain = gancodec.compress(img, quality=5, tile_size=128, fallback=False)  # learned streams, all
     refined = gancodec.compress(img, quality=5, tile_size=128, refine_steps=30, fallback=False)
-    assert gancodec.read_header(refined).n_tiles == 4
-    out_plain = np.asarray(gancodec.decompress(plain)).astype(np.float64)
+    whole = gancodec.compress(img, quality=5, tile_size=256, refine_steps=30, fallback=False)
+    assert gancodec.read_header(refined).n_tiles == 4 and gancodec.read_header(whole).n_tiles == 1
     out_refined = np.asarray(gancodec.decompress(refined)).astype(np.float64)
+    out_whole = np.asarray(gancodec.decompress(whole)).astype(np.float64)
     border = np.zeros(img.shape[:2], bool)
     border[120:136, :] = border[:, 120:136] = True  # 8 px either side of the tile edges at 128
     err = lambda out: np.mean((out[border] - img[border]) ** 2)  # noqa: E731
-    assert err(out_refined) < 1.08 * err(out_plain)  # measured 1.03 (whole image: 1.003)
+    # measured 1.02 with the search seeing 64 px around each tile (1.05 with 32 px, before v1.6's post-filter widened the decoder's reach)
+    assert err(out_refined) < 1.04 * err(out_whole)
     assert rd_cost(img, refined, 5)[0] < rd_cost(img, plain, 5)[0]
 
 

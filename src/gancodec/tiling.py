@@ -29,6 +29,7 @@ from .models import HyperpriorCodec
 from .models.coder import LatentCoder
 
 ENCODE_HALO = 32  # pixels, >= g_a's receptive-field radius, multiple of 16
+SEARCH_HALO = 16 * 4  # pixels the latent search sees around a tile: >= the decoder's reach (DECODE_HALO latents)
 DECODE_HALO = 4  # latents, >= g_s's reach
 DEFAULT_TILE = 1024
 
@@ -78,9 +79,12 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
     payloads = []
     lh, lw = grid.latent_shape
     searched: torch.Tensor | None = None  # the latents already searched (earlier tiles), NaN elsewhere
+    # the search also scores the pixels around the tile that its latents reach through g_s and
+    # the post-filter (up to DECODE_HALO latents), so it sees a wider window than g_a needs
+    halo = SEARCH_HALO if refine_steps > 0 else ENCODE_HALO
     for ly0, ly1, lx0, lx1 in grid.tiles():
-        py0, px0 = max(0, ly0 * 16 - ENCODE_HALO), max(0, lx0 * 16 - ENCODE_HALO)
-        py1, px1 = min(lh * 16, ly1 * 16 + ENCODE_HALO), min(lw * 16, lx1 * 16 + ENCODE_HALO)
+        py0, px0 = max(0, ly0 * 16 - halo), max(0, lx0 * 16 - halo)
+        py1, px1 = min(lh * 16, ly1 * 16 + halo), min(lw * 16, lx1 * 16 + halo)
         x = _pixels(image, py0, py1, px0, px1).to(device).contiguous(memory_format=torch.channels_last)
         y_window = model.analysis(x, rate)
         oy, ox = ly0 - py0 // 16, lx0 - px0 // 16
