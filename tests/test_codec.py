@@ -237,9 +237,9 @@ def test_a_photo_keeps_its_learned_stream():
 
 
 def test_the_fallback_with_a_bpp_target_never_exceeds_the_learned_bytes():
-    img = text_page()
-    learned = gancodec.compress(img, bpp=1.0, fallback=False)
-    safe = gancodec.compress(img, bpp=1.0)
+    img = text_page()  # where WebP wins at this target (v1.6's post-filter keeps the learned stream up to ~1 bpp)
+    learned = gancodec.compress(img, bpp=2.5, fallback=False)
+    safe = gancodec.compress(img, bpp=2.5)
     assert gancodec.read_header(safe).payload == "webp" and len(safe) <= len(learned)
 
 
