@@ -141,10 +141,10 @@ def test_a_retired_release_comes_back_from_this_repository(tmp_path, no_search_p
     assert 10 * np.log10(255**2 / np.mean((out - img) ** 2)) > 25  # a working model, not just a file
 
 
-@pytest.mark.parametrize("name", ["golden-v1.5-rgb", "golden-v1.5-gray"])
+@pytest.mark.parametrize("name", ["golden-v1.5-rgb", "golden-v1.5-gray", "golden-v1.6-rgb", "golden-v1.6-gray"])
 def test_files_made_by_an_earlier_release_decode_to_the_same_pixels(name, tmp_path, no_search_path):
-    """tests/data holds streams made by v1.5 and their decoded pixels; every later release must give
-    the same pixels back (fetching v1.5's weights from git once newer weights are shipped)."""
+    """tests/data holds streams made by v1.5 and v1.6 and their decoded pixels; every later release
+    must give the same pixels back (fetching their weights from git once newer weights are shipped)."""
     stream = (DATA / f"{name}.gcx").read_bytes()
     header = gancodec.read_header(stream)
     weights = None
