@@ -186,7 +186,8 @@ def with_post_filter(ckpt: dict, source: str, post_filter: str) -> tuple[torch.n
     from .realism import parse_realism
 
     path = Path(post_filter)
-    post = parse_realism(path, path.read_bytes())
+    data = path.read_bytes()
+    post = parse_realism(path, data)
     cfg = post.get("detail_config") or {}
     if post.get("arch") != "detail" or cfg.get("noise_channels") or not cfg.get("rate_input"):
         raise ModelError(f"{path}: not a post-filter (a detail generator with noise_channels 0 and rate_input 1)")
@@ -197,7 +198,7 @@ def with_post_filter(ckpt: dict, source: str, post_filter: str) -> tuple[torch.n
         raise ModelError(f"{path}: post-filter trained over model {base_id}, not {source}'s")
     card = json.loads(path.with_suffix(".json").read_text()) if path.with_suffix(".json").exists() else {}
     return model, {"extends_model_id": base_id,
-                   "post_filter": {"file_sha256": hashlib.sha256(path.read_bytes()).hexdigest(), "steps": post.get("step"),
+                   "post_filter": {"file_sha256": hashlib.sha256(data).hexdigest(), "steps": post.get("step"),
                                    "config": card.get("config", {}), "data": card.get("data")}}
 
 
