@@ -136,11 +136,16 @@ def _realism_markdown(card: dict) -> list[str]:
     return lines
 
 
+#: The card's pointer to the history of every release (kept in one place, not on each card).
+RELEASE_HISTORY_LINE = ("Every release of these weights, with its numbers and how to get its file back: "
+                        "[CHANGELOG.md](../../../CHANGELOG.md).")
+
+
 def render_markdown(card: dict, realism: dict | None = None) -> str:
     """The model card in Markdown; ``realism`` (default: the shipped realism decoder's card, when
     it was trained for this model) adds its section."""
     realism = realism if realism is not None else shipped_realism_card(card.get("model_id"), card.get("extends_model_id"))
-    lines = [f"# Model card: {card['name']}", "", card["summary"], "",
+    lines = [f"# Model card: {card['name']}", "", card["summary"], "", RELEASE_HISTORY_LINE, "",
              "| field | value |", "|---|---|"]
     for key in ("sha256", "model_id", "extends_model_id", "steps", "wall_time", "hardware", "git_rev", "created"):
         if card.get(key) is not None:
