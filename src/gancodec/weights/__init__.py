@@ -61,15 +61,17 @@ class LoadedModel:
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def on(self, device: torch.device) -> HyperpriorCodec:
-        """The model on ``device`` (cached; eval mode)."""
-        if device.type == "cpu":
-            return self.model
-        key = str(device)
+        """The model on ``device`` as the codec runs it: an inference copy (cached; eval mode)
+        whose transforms take the precision that device pays for (:mod:`gancodec.models.inference`;
+        ``$GANCODEC_PRECISION`` overrides it). ``self.model`` stays the float32 master."""
+        from ..models.inference import resolve_precision
+
+        key = (str(device), resolve_precision(None, device))
         with self._lock:
             if key not in self._copies:
-                import copy
+                from ..models.inference import inference_copy
 
-                self._copies[key] = copy.deepcopy(self.model).to(device).eval()
+                self._copies[key] = inference_copy(self.model, device, key[1])
             return self._copies[key]
 
     @property
