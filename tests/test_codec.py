@@ -253,3 +253,32 @@ def test_realism_on_a_webp_stream_warns_and_decodes_the_webp():
     with pytest.warns(UserWarning, match="realism does not apply to a webp"):
         out = gancodec.decompress(data, realism=True)
     assert np.array_equal(np.asarray(out), np.asarray(gancodec.decompress(data)))
+
+
+def test_the_encoder_knows_the_latents_its_stream_decodes_to():
+    """The fallback's decode starts from the encoder's y_hat instead of entropy-decoding the
+    stream: it must be exactly what decoding the bytes gives, tile by tile (two tiles here)."""
+    from gancodec.codec import _encode
+    from gancodec.weights import load_model
+
+    lm = load_model()
+    img = astronaut(160)
+    data, latents = _encode(lm, img, 3.0, 64 * 2, torch.device("cpu"), keep_latents=True)
+    header, payloads = bitstream.read(data)
+    assert len(payloads) > 1
+    decoded = decode_latents(lm.coder, payloads, TileGrid(header.height, header.width, header.tile_size),
+                             lm.model.config.M, lm.model.config.N)
+    assert torch.equal(latents, decoded)
+    assert _encode(lm, img, 3.0, 128, torch.device("cpu"))[0] == data  # keeping them changes no byte
+
+
+def test_default_encode_keeps_what_the_fallback_chooses_from_a_real_decode():
+    """compress() with the fallback decides from the encoder's latents and a WebP search run
+    beside the decode: the same file as choosing from the stream's own decode."""
+    from gancodec import fallback
+
+    for img in (astronaut(128), text_page()):
+        learned = gancodec.compress(img, quality=4, fallback=False)
+        decoded = np.asarray(gancodec.decompress(learned))
+        want = fallback.choose(img, learned, decoded).data
+        assert gancodec.compress(img, quality=4) == want

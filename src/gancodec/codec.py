@@ -57,16 +57,20 @@ def _check_quality(quality: float, lm: LoadedModel) -> float:
 
 
 def _encode(lm: LoadedModel, image: np.ndarray, quality: float, tile_size: int, device: torch.device,
-            refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
+            refine_steps: int = 0, progress: Callable[[int], None] | None = None,
+            keep_latents: bool = False) -> tuple[bytes, torch.Tensor | None]:
+    """The ``.gcx`` bytes and, with ``keep_latents``, the y_hat canvas its decode will start from."""
     h, w, c = image.shape
     rate = quality - MIN_QUALITY
 
-    def attempt(tile: int, dev: torch.device) -> tuple[int, list[bytes]]:
-        return tile, encode_tiles(lm.on(dev), lm.coder, image, rate, TileGrid(h, w, tile), dev, refine_steps, progress)
+    def attempt(tile: int, dev: torch.device) -> tuple[int, list[bytes], torch.Tensor | None]:
+        grid = TileGrid(h, w, tile)
+        latents = torch.empty(1, lm.model.config.M, *grid.latent_shape) if keep_latents else None
+        return tile, encode_tiles(lm.on(dev), lm.coder, image, rate, grid, dev, refine_steps, progress, latents), latents
 
-    tile, payloads = with_backoff(attempt, tile_size, device)
+    tile, payloads, latents = with_backoff(attempt, tile_size, device)
     header = Header(lm.model_id, quality, h, w, c, 8, tile, ENCODE_HALO, tuple(len(p) for p in payloads))
-    return bitstream.write(header, payloads)
+    return bitstream.write(header, payloads), latents
 
 
 def compress(image: ImageInput, *, quality: float | None = None, bpp: float | None = None,
@@ -99,16 +103,19 @@ def compress(image: ImageInput, *, quality: float | None = None, bpp: float | No
     pixels = load_image(image, max_pixels=max_pixels)
     lm = load_model(weights)
     dev = resolve_device(device)
+    fallback = fallback and _fallback.applies(pixels)
     if bpp is None:
-        data = _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile, dev,
-                       refine_steps, progress)
+        data, latents = _encode(lm, pixels, _check_quality(DEFAULT_QUALITY if quality is None else quality, lm), tile,
+                                dev, refine_steps, progress, keep_latents=fallback)
     else:
         if not isinstance(bpp, (int, float)) or not math.isfinite(bpp) or bpp <= 0:
             raise ValueError(f"bpp must be a positive number, got {bpp!r}")
-        data = _search_bpp(lm, pixels, float(bpp), tile, dev, refine_steps, progress)
-    if fallback and _fallback.applies(pixels):
-        header, payloads = bitstream.read(data)
-        data = _fallback.choose(pixels, data, _decode_learned(header, payloads, lm, 0.0, None, dev)).data
+        data, latents = _search_bpp(lm, pixels, float(bpp), tile, dev, refine_steps, progress, keep_latents=fallback)
+    if fallback:  # the WebP search (it needs only the size) runs while the learned stream is decoded
+        search = _fallback.start_best_within(pixels, len(data))
+        header = bitstream.read_header(data)
+        learned_pixels = _synthesize_learned(header, latents, lm, 0.0, None, dev)
+        data = _fallback.choose(pixels, data, learned_pixels, search=search).data
     return data
 
 
@@ -118,8 +125,9 @@ def search_steps(height: int, width: int, refine_steps: int, tile_size: int | No
 
 
 def _search_bpp(lm: LoadedModel, pixels: np.ndarray, target: float, tile: int, dev: torch.device,
-                refine_steps: int = 0, progress: Callable[[int], None] | None = None) -> bytes:
-    """The encode whose bpp is closest to ``target`` (ties: the smaller).
+                refine_steps: int = 0, progress: Callable[[int], None] | None = None,
+                keep_latents: bool = False) -> tuple[bytes, torch.Tensor | None]:
+    """The encode whose bpp is closest to ``target`` (ties: the smaller), as :func:`_encode` returns it.
 
     Plain encodes: bisection on quality. With a latent search, the bisection runs on plain
     encodes (cheap), then at most :data:`BPP_REFINED_ENCODES` searched encodes home in on the
@@ -127,17 +135,17 @@ def _search_bpp(lm: LoadedModel, pixels: np.ndarray, target: float, tile: int, d
     """
     n = pixels.shape[0] * pixels.shape[1]
 
-    def plain(q: float) -> tuple[float, bytes]:
-        data = _encode(lm, pixels, q, tile, dev)
-        return len(data) * 8 / n, data
+    def plain(q: float) -> tuple[float, tuple[bytes, torch.Tensor | None]]:
+        encoded = _encode(lm, pixels, q, tile, dev, keep_latents=keep_latents)
+        return len(encoded[0]) * 8 / n, encoded
 
     q0, (rate0, data0), trace = _bisect_quality(plain, target, MIN_QUALITY, lm.max_quality)
     if not refine_steps:
         return data0
 
-    def refined(q: float) -> tuple[float, bytes]:
-        data = _encode(lm, pixels, q, tile, dev, refine_steps, progress)
-        return len(data) * 8 / n, data
+    def refined(q: float) -> tuple[float, tuple[bytes, torch.Tensor | None]]:
+        encoded = _encode(lm, pixels, q, tile, dev, refine_steps, progress, keep_latents)
+        return len(encoded[0]) * 8 / n, encoded
 
     slope = _log_rate_slope(trace, q0, rate0)
     q, best, points = q0, None, []
@@ -258,6 +266,13 @@ def _decode_learned(header: Header, payloads: list[bytes], lm: LoadedModel, stre
     grid = TileGrid(header.height, header.width, header.tile_size)
     cfg = lm.model.config
     y_hat = decode_latents(lm.coder, payloads, grid, cfg.M, cfg.N)
+    return _synthesize_learned(header, y_hat, lm, strength, realism_weights, device)
+
+
+def _synthesize_learned(header: Header, y_hat: torch.Tensor, lm: LoadedModel, strength: float,
+                        realism_weights: str | os.PathLike | None, device: torch.device) -> np.ndarray:
+    """The pixels (HxWxC uint8) of a version-1 stream's entropy-decoded latent canvas ``y_hat``."""
+    grid = TileGrid(header.height, header.width, header.tile_size)
     rate = header.quality - MIN_QUALITY
 
     def attempt(window: int, dev: torch.device) -> np.ndarray:

@@ -18,6 +18,7 @@ evaluation's), numpy and Pillow.
 from __future__ import annotations
 
 import io
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 import numpy as np
@@ -81,15 +82,16 @@ class Candidate:
     pixels: np.ndarray  # HxWxC uint8, C = the image's channels
 
 
-def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
+def best_within(pixels: np.ndarray, max_bytes: int, workers: int = 2) -> Candidate | None:
     """The best-PSNR WebP whose version-2 ``.gcx`` file (container included) fits in
     ``max_bytes``; None when even quality 0 does not fit.
 
     A binary search finds the highest quality q* that fits (7 encodes over 0..100: a WebP's size
     grows with its quality, nearly monotonically); then q* and the lower qualities q* - d for d in
     :data:`LOWER_OFFSETS` are decoded (each WebP opened once) and the best PSNR is kept (ties: the higher quality). At most
-    :data:`MAX_ENCODES` (17) encodes and 11 decodes per image. Not an exhaustive search: a better
-    quality more than 20 below q*, or between the offsets, can be missed."""
+    :data:`MAX_ENCODES` (17) encodes and 11 decodes per image; the candidates below q* are encoded
+    and decoded on ``workers`` threads. Not an exhaustive search: a better quality more than 20
+    below q*, or between the offsets, can be missed."""
     h, w, c = pixels.shape
     rgb = Image.fromarray(np.repeat(pixels, 3, axis=2) if c == 1 else pixels, "RGB")  # WebP codes grey as RGB
     overhead = len(bitstream.write_classic("webp", h, w, c, b""))  # the container: fixed size, whatever it carries
@@ -110,18 +112,33 @@ def best_within(pixels: np.ndarray, max_bytes: int) -> Candidate | None:
             hi = q - 1
     if top is None:
         return None
-    best = None
-    for q in (top, *(top - d for d in LOWER_OFFSETS if top - d >= _QUALITIES[0])):
+
+    def score(q: int) -> tuple[float, int, np.ndarray] | None:
         if size(q) > max_bytes:  # sizes are not strictly monotonic in the quality either
-            continue
+            return None
         # our own WebP, just encoded: decode it once (decode() checks its size), without
         # bitstream.read's validation, which opens the WebP a second time for its header
         decoded = decode(ClassicHeader("webp", h, w, c, len(made[q])), made[q])
-        value = psnr(pixels, decoded)
-        if best is None or value > best[1]:
-            best = (q, value, decoded)
-    q, value, decoded = best
+        return psnr(pixels, decoded), q, decoded
+
+    best = None  # (PSNR, quality, pixels): the best PSNR, ties to the higher quality
+    candidates = (top, *(top - d for d in LOWER_OFFSETS if top - d >= _QUALITIES[0]))
+    with ThreadPoolExecutor(max(1, workers)) as pool:  # libwebp releases the GIL: 1.5-1.7x on 2 cores
+        for scored in pool.map(score, candidates):
+            if scored is not None and (best is None or scored[:2] > best[:2]):
+                best = scored
+    value, q, decoded = best
     return Candidate(bitstream.write_classic("webp", h, w, c, made[q]), q, value, decoded)
+
+
+def start_best_within(pixels: np.ndarray, max_bytes: int, workers: int = 2) -> Future:
+    """:func:`best_within` on a thread of its own: the WebP search needs only the learned
+    stream's size, so it overlaps the learned decode. ``.result()`` gives the candidate."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="gancodec-webp-search")
+    try:
+        return pool.submit(best_within, pixels, max_bytes, workers)
+    finally:
+        pool.shutdown(wait=False)
 
 
 def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | None:
@@ -131,14 +148,16 @@ def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | Non
     return None if found is None else (found.data, found.quality)
 
 
-def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margin_db: float = MARGIN_DB) -> Choice:
+def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margin_db: float = MARGIN_DB,
+           search: Future | None = None) -> Choice:
     """Keep ``learned`` (whose decode is ``learned_pixels``) or replace it by the best-PSNR WebP
-    of no more bytes (:func:`best_within`) when that beats it by more than ``margin_db`` dB PSNR."""
+    of no more bytes (:func:`best_within`) when that beats it by more than ``margin_db`` dB PSNR.
+    ``search`` is that search already started (:func:`start_best_within` with ``len(learned)``)."""
     learned_psnr = psnr(pixels, learned_pixels)
     keep = Choice(learned, "learned", learned_psnr, None, None, learned_pixels)
     if not applies(pixels):
         return keep
-    found = best_within(pixels, len(learned))
+    found = search.result() if search is not None else best_within(pixels, len(learned))
     if found is None:
         return keep
     if found.psnr > learned_psnr + margin_db:

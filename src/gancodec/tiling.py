@@ -69,11 +69,13 @@ def _pixels(image: np.ndarray, y0: int, y1: int, x0: int, x1: int) -> torch.Tens
 @torch.no_grad()
 def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, rate: float,
                  grid: TileGrid, device: torch.device, refine_steps: int = 0,
-                 progress: Callable[[int], None] | None = None) -> list[bytes]:
+                 progress: Callable[[int], None] | None = None, latents: torch.Tensor | None = None) -> list[bytes]:
     """One sub-stream per tile of ``grid`` for a uint8 HxWxC image.
 
     ``refine_steps`` > 0 searches each tile's latents for a better rate-distortion trade-off
     (:func:`gancodec.latent_refine.search_rd`); ``progress(n)`` is told of each search step.
+    ``latents``, a (1, M, H/16, W/16) CPU canvas, receives the y_hat that :func:`decode_latents`
+    will give back for the payloads (so an encoder that needs the decode skips the entropy decode).
     """
     maybe_inject_oom()
     payloads = []
@@ -103,7 +105,11 @@ def encode_tiles(model: HyperpriorCodec, coder: LatentCoder, image: np.ndarray, 
             y = y_window[:, :, core[0] : core[1], core[2] : core[3]]
         if (ly1 - ly0, lx1 - lx0) == (lh, lw) and latent_refine.is_small(lh, lw):  # a thumbnail or strip
             y = latent_refine.repair_small(model, coder, y, x, rate, grid.height, grid.width)
-        payloads.append(coder.encode(y, model.h_a))
+        if latents is None:
+            payloads.append(coder.encode(y, model.h_a))
+        else:
+            payload, latents[:, :, ly0:ly1, lx0:lx1] = coder.encode_with_latent(y, model.h_a)
+            payloads.append(payload)
     return payloads
 
 

@@ -99,14 +99,22 @@ class LatentCoder:
 
         ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
         """
+        return self.encode_with_latent(y, hyper_analysis)[0]
+
+    @torch.no_grad()
+    def encode_with_latent(self, y: torch.Tensor, hyper_analysis=None) -> tuple[bytes, torch.Tensor]:
+        """:meth:`encode`, also returning the y_hat that :meth:`decode` will give back for these
+        bytes (1, M, h, w, float32 on the CPU): the same residuals and snapped means, so an
+        encoder that needs the decode (the WebP fallback) skips the entropy decode."""
         z_hat, indexes, means, _ = self.quantisation(y, hyper_analysis)
-        flat_q = GaussianConditional.quantize(y, means, indexes).ravel()
+        q = GaussianConditional.quantize(y, means, indexes)
+        flat_q = q.ravel()
         flat_index = indexes.ravel()
         encoder = rangecoder.new_encoder()
         self.z_prior.compress(z_hat, encoder)
         for positions in self._passes(*y.shape[-2:]):
             GaussianConditional.compress(flat_q[positions], flat_index[positions], encoder)
-        return rangecoder.finish(encoder)
+        return rangecoder.finish(encoder), GaussianConditional.dequantize(q.reshape(indexes.shape), means)
 
     @torch.no_grad()
     def decode(self, data: bytes, h: int, w: int, channels_z: int) -> torch.Tensor:
