@@ -3,6 +3,11 @@
 Run it with ``python -m gancodec.train --data DIR ... --out runs/stage1`` or from the DVC stage.
 Every ``checkpoint_every_s`` seconds it writes ``last.pt`` (model + optimiser + step: resumable)
 and ``model.pt`` (weights only, with tables filled: usable by the codec).
+
+Under ``torchrun --nproc_per_node N`` it runs on N processes in DistributedDataParallel
+(:mod:`gancodec.train.distributed`): each rank draws its own crops, gradients are averaged, only
+rank 0 writes. ``steps`` and the learning-rate schedule count optimiser steps, as with one process;
+one step then sees ``batch_size x N`` crops.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from ..models import HyperpriorCodec, ModelConfig
 from .checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from .config import TrainConfig
 from .crops import CropSampler, list_images, list_sources
+from .distributed import Ranks, barrier, from_rank0, gather_digests, mean_over_ranks, session, wrap
 from .losses import RDLoss, rate_distortion
 
 
@@ -78,14 +84,21 @@ def _changed_settings(saved: dict | None, cfg: TrainConfig) -> dict[str, tuple]:
 
 
 def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
-    """Train until ``cfg.steps`` or ``cfg.max_seconds``; return the path of the weights file."""
-    log = log or (lambda rec: print(json.dumps(rec), flush=True))
+    """Train until ``cfg.steps`` or ``cfg.max_seconds``; return the path of the weights file.
+
+    Under torchrun every rank calls this; only rank 0 calls ``log`` and writes files."""
+    with session(cfg.device) as (ranks, device):
+        return _train(cfg, log or (lambda rec: print(json.dumps(rec), flush=True)), ranks, device)
+
+
+def _train(cfg: TrainConfig, log: Callable[[dict], None], ranks: Ranks, device: torch.device) -> Path:
+    if not ranks.main:
+        log = lambda rec: None  # noqa: E731 -- rank 0 speaks for the run
     out = Path(cfg.out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # the same initial weights on every rank
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
-    device = pick_device(cfg.device)
 
     # --- model, optimiser, resume ---------------------------------------------------------
     resume = out / "last.pt"
@@ -94,6 +107,8 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     changed = _changed_settings(ckpt.get("train_config"), cfg) if ckpt is not None else {}
     if ckpt is not None and ckpt.get("init_sha256", init_sha256) != init_sha256:
         changed["init_from sha256"] = (str(ckpt["init_sha256"])[:12], str(init_sha256)[:12])
+    if ckpt is not None and ckpt.get("world_size", 1) != ranks.world_size:  # another effective batch
+        changed["world_size"] = (ckpt.get("world_size", 1), ranks.world_size)
     if changed:  # another run's checkpoint (e.g. made before lr or lambda changed): start afresh, overwrite it
         ckpt = None
     if ckpt is not None:
@@ -113,22 +128,32 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     optimizer = torch.optim.Adam(params, lr=cfg.lr)
     if ckpt is not None and "optimizer" in ckpt:
         optimizer.load_state_dict(ckpt["optimizer"])
-    forward = torch.compile(model) if cfg.compile else model
+    forward = wrap(model, ranks, device)
+    forward = torch.compile(forward) if cfg.compile else forward
     amp = cfg.amp and bf16_autocast_pays(device)
     rate_min, rate_max = cfg.rate_min, (model.num_rates - 1 if cfg.rate_max < 0 else cfg.rate_max)
     if cfg.lmbda is not None:
         rate_min = rate_max = model.gain.rate_of_lambda(cfg.lmbda)
+    if ranks.distributed:  # each rank its own rate points (and crops, below); rank 0 those of one process
+        torch.manual_seed(ranks.seed(cfg.seed + start_step))
+    crop_seed = ranks.seed(cfg.seed + start_step)
     if cfg.source_weights is not None:
-        sampler = CropSampler(list_sources(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step,
+        sampler = CropSampler(list_sources(cfg.data_dirs), cfg.crop, seed=crop_seed,
                               source_weights=list(cfg.source_weights))
     else:
-        sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=cfg.seed + start_step)
+        sampler = CropSampler(list_images(cfg.data_dirs), cfg.crop, seed=crop_seed)
     log({"event": "start", "origin": origin, "device": str(device), "bf16": amp, "images": len(sampler.images),
-         "params": sum(p.numel() for p in params), "objective": "rate" if rate_only else "rate-distortion"})
+         "params": sum(p.numel() for p in params), "objective": "rate" if rate_only else "rate-distortion",
+         **({"ranks": ranks.world_size, "crops_per_step": cfg.batch_size * ranks.world_size}
+            if ranks.distributed else {})})
 
     def checkpoint(step: int) -> None:
+        """Rank 0 writes last.pt and model.pt; the other ranks hold the same weights and write nothing."""
+        if not ranks.main:
+            return
+        extra = {"world_size": ranks.world_size} if ranks.distributed else {}
         save_checkpoint(resume, model, step=step, optimizer=optimizer.state_dict(), train_config=cfg.to_dict(),
-                        init_sha256=init_sha256)
+                        init_sha256=init_sha256, **extra)
         model.update()
         save_checkpoint(out / "model.pt", model, step=step)
 
@@ -151,7 +176,7 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
     def log_seen(step: int) -> None:
         """Log the means over the steps since the last log line, and start a new window."""
         n = seen.pop("n")
-        rec = {k: float(v) / n for k, v in seen.items()}
+        rec = mean_over_ranks({k: float(v) / n for k, v in seen.items()}, ranks, device)
         if not math.isnan(rec["mse"]):
             rec["psnr"] = psnr_from_mse(max(rec["mse"], 1e-10), peak=1.0)
         elapsed = time.time() - t0
@@ -159,11 +184,19 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
         seen.update(loss=0.0, bpp=0.0, mse=0.0, n=0)
 
     # --- the loop -------------------------------------------------------------------------
+    def clock() -> float:
+        """Seconds since the start; with a time budget, rank 0's on every rank, so all take the
+        same learning rate and stop after the same step."""
+        return from_rank0(time.time() - t0, ranks, device) if cfg.max_seconds else time.time() - t0
+
     t0 = last_ckpt = time.time()
     step = start_step
-    while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
+    while step < cfg.steps:
+        now = clock()
+        if cfg.max_seconds and now > cfg.max_seconds:
+            break
         for group in optimizer.param_groups:
-            group["lr"] = get_lr(cfg, step, time.time() - t0)
+            group["lr"] = get_lr(cfg, step, now)
         rd = rd_batch()
         optimizer.zero_grad(set_to_none=True)
         rd.loss.backward()
@@ -184,6 +217,12 @@ def train(cfg: TrainConfig, log: Callable[[dict], None] | None = None) -> Path:
             add(rd_batch())
     if seen["n"]:
         log_seen(step)
+    digests = gather_digests(model, ranks, device) if ranks.distributed else []
+    if len(set(digests)) > 1:
+        raise RuntimeError(f"the ranks ended with different weights (sha256 {[d[:12] for d in digests]}); "
+                           "nothing was saved at the end")
     checkpoint(step)
-    log({"event": "done", "step": step, "elapsed_s": round(time.time() - t0, 1)})
+    barrier(ranks, device)  # model.pt is written when train() returns, on every rank
+    log({"event": "done", "step": step, "elapsed_s": round(time.time() - t0, 1),
+         **({"ranks_sha256": digests} if digests else {})})
     return out / "model.pt"
