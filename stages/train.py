@@ -4,13 +4,19 @@ Reads the `train` section of --params (profile-aware, typed: gancodec.params.Tra
 loss/bpp/PSNR per step with dvclive, keeps a resumable checkpoint in --run (persisted by DVC),
 and exports the weights + model card to --out. With `train.steps: 0` the starting weights are
 copied to --out unchanged.
+
+With `train.nproc: N > 1` the script starts itself again under torchrun, N processes (one per
+GPU, DistributedDataParallel: gancodec.train.distributed); every rank trains, rank 0 alone logs
+and exports.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
+import subprocess
 import sys
 from pathlib import Path
 
@@ -18,9 +24,11 @@ from dvclive import Live
 
 from gancodec.data.download import sha256_file
 from gancodec.errors import DataError, GancodecError
+from gancodec.fsutil import atomic_write_bytes
 from gancodec.params import TrainParams
 from gancodec.train import train
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
+from gancodec.train.distributed import ranks_from_env
 from gancodec.weights import SHIPPED_WEIGHTS, export_weights
 
 
@@ -49,9 +57,17 @@ def _mix(train_list: str, run: str, share: float | None) -> tuple[list[str], lis
         return [train_list], None
     folder = Path(run) / "lists"
     folder.mkdir(parents=True, exist_ok=True)
-    rows[~synthetic].to_csv(folder / "photos.csv", index=False)
-    rows[synthetic].to_csv(folder / "synthetic.csv", index=False)
+    # atomically: under torchrun every rank writes the same lists, and none may read a half-written one
+    atomic_write_bytes(folder / "photos.csv", rows[~synthetic].to_csv(index=False).encode())
+    atomic_write_bytes(folder / "synthetic.csv", rows[synthetic].to_csv(index=False).encode())
     return [str(folder / "photos.csv"), str(folder / "synthetic.csv")], [1.0 - share, share]
+
+
+def _torchrun(nproc: int, argv: list[str]) -> int:
+    """This script again with the same arguments, under torchrun on ``nproc`` processes; their exit code."""
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc),
+           "--", str(Path(__file__).resolve()), *argv]  # "--": torchrun would take --run for its --run-path
+    return subprocess.run(cmd).returncode
 
 
 def main(argv=None) -> int:
@@ -64,14 +80,25 @@ def main(argv=None) -> int:
                    "the (DVC-cached) weights, so evaluate depends on it instead of on the weights")
     p.add_argument("--live", default="dvclive/train")
     a = p.parse_args(argv)
+    ranks = ranks_from_env()
     try:
         prm = TrainParams.load(a.params)
+        if prm.nproc < 1:
+            raise DataError(f"params: train.nproc={prm.nproc} must be at least 1")
+        if prm.nproc > 1 and "WORLD_SIZE" not in os.environ:
+            return _torchrun(prm.nproc, sys.argv[1:] if argv is None else list(argv))
+        if ranks.world_size != prm.nproc:
+            raise DataError(f"params: train.nproc={prm.nproc}, but torchrun started {ranks.world_size} processes; "
+                            "run the stage without torchrun (it starts train.nproc itself)")
         lists, weights = _mix(a.train_list, a.run, prm.synthetic_share)
     except GancodecError as exc:
         print(f"train: {exc}", file=sys.stderr)
         return 1
     init = {"shipped": _repo_relative(SHIPPED_WEIGHTS), "scratch": None}.get(prm.init_from, prm.init_from)
     cfg = prm.train_config(lists, a.run, init, source_weights=weights)
+    if not ranks.main:  # the other ranks train beside rank 0; it alone logs and exports
+        train(cfg)
+        return 0
     with Live(a.live, report=None, dvcyaml=None) as live:
         # train() logs its final step at least (even with nothing left to train), so the plots
         # folder dvc.yaml declares is always written.

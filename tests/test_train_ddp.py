@@ -1,7 +1,8 @@
 """More than one GPU, checked on the CPU: `python -m gancodec.train` under torchrun with 2 processes
 over gloo trains one model. The run exits 0, rank 0 alone writes (one last.pt, one model.pt), both
 ranks end with the same weights (the `done` line lists each rank's sha256 of its parameters, and
-the saved model has that digest), and the weights moved from where they started."""
+the saved model has that digest), the weights moved from where they started, and a second launch
+resumes. The DVC stage with `train.nproc: 2` starts torchrun itself."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,6 +19,8 @@ from PIL import Image
 from gancodec.models import HyperpriorCodec, ModelConfig
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint, save_checkpoint
 from gancodec.train.distributed import params_digest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 def _images(folder, n=4, size=128):
@@ -79,3 +83,30 @@ def test_two_processes_over_gloo_train_one_model_and_resume(tmp_path):
     assert done["step"] == 6 and done["ranks_sha256"][0] == done["ranks_sha256"][1] != digests[0]
     assert params_digest(model_from_checkpoint(load_checkpoint(out / "model.pt"))) == done["ranks_sha256"][0]
     assert sorted(p.name for p in out.iterdir()) == ["last.pt", "model.pt"]
+
+
+def test_the_stage_trains_on_train_nproc_processes(tmp_path):
+    """`train.nproc: 2` makes stages/train.py start itself under torchrun: one run, one export,
+    one set of curves (rank 0's), the mix lists written once for both ranks."""
+    import pandas as pd
+
+    torch.manual_seed(1)
+    save_checkpoint(tmp_path / "init.pt", HyperpriorCodec(ModelConfig(N=16, M=24)))
+    images = sorted(str(p) for p in _images(tmp_path / "imgs").glob("*.png"))
+    pd.DataFrame({"path": images, "clean_path": images, "source": ["photo", "photo", "synthetic", "synthetic"]}
+                 ).to_csv(tmp_path / "train.csv", index=False)
+    (tmp_path / "params.yaml").write_text(
+        "train: {init_from: init.pt, steps: 3, batch_size: 2, crop: 64, synthetic_share: 0.5, nproc: 2, threads: 1}\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("WORLD_SIZE", "RANK", "LOCAL_RANK")}
+    stage = [sys.executable, str(REPO / "stages/train.py"), "--params", "params.yaml", "--train-list", "train.csv",
+             "--run", "run", "--out", "out/m.pt", "--sha256", "out/m.sha256", "--live", "live"]
+    run = subprocess.run(stage, env={**env, "OMP_NUM_THREADS": "1"}, cwd=tmp_path, capture_output=True, text=True,
+                         timeout=300)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    records = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
+    assert _one(records, "start")["ranks"] == 2
+    assert len(set(_one(records, "done")["ranks_sha256"])) == 1
+    assert json.loads((tmp_path / "out/m.json").read_text())["steps"] == 3
+    assert json.loads((tmp_path / "live/metrics.json").read_text())["step"] == 3
+    assert sorted(p.name for p in (tmp_path / "run").iterdir()) == ["last.pt", "lists", "model.pt"]
+    assert len(pd.read_csv(tmp_path / "run/lists/synthetic.csv")) == 2

@@ -276,6 +276,9 @@ class TrainParams(Section):
     seed: int = 0
     #: share of the training crops from synthetic images (the rest from photos); null: by pixels
     synthetic_share: float | None = None
+    #: processes (GPUs) the stage trains on; > 1 runs it under torchrun, one process per GPU, with
+    #: an effective batch of batch_size x nproc (so it changes the run: tracked)
+    nproc: int = 1
     log_every: int = field(default=10, metadata=UNTRACKED)  # how often the curves get a point
     checkpoint_every_s: float = field(default=300.0, metadata=UNTRACKED)
     threads: int = field(default=0, metadata=UNTRACKED)
