@@ -1,5 +1,8 @@
 """``python -m gancodec.train --data DIR [DIR...] --out runs/stage1 [--init-from W] [--steps N] [--max-seconds S]
-[--context checkerboard] [--trainable PART ...]``"""
+[--context checkerboard] [--trainable PART ...]``
+
+On several GPUs: ``torchrun --standalone --nproc_per_node N -m gancodec.train ...`` (one process
+per GPU; each step sees ``--batch-size`` x N crops; docs/training.md, "More than one GPU")."""
 
 from __future__ import annotations
 
