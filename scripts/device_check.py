@@ -56,7 +56,7 @@ def encode_recording(lm, pixels: np.ndarray, quality: float, device: str, tile: 
     from gancodec.tiling import TileGrid
 
     recorder = LatentRecorder(lm.coder)
-    data = codec._encode(dataclasses.replace(lm, coder=recorder), pixels, quality, tile, torch.device(device))
+    data = codec._encode(dataclasses.replace(lm, coder=recorder), pixels, quality, tile, torch.device(device))[0]
     header = codec.read_header(data)
     grid = TileGrid(header.height, header.width, header.tile_size)
     tiles = recorder.tiles[-header.n_tiles:]  # an out-of-memory retry re-encodes every tile
