@@ -117,7 +117,8 @@ def evaluate(test_set: str | Path, out_dir: str | Path, *, weights: str | None, 
     elif realism_weights is not None:
         pd.DataFrame().to_csv(out / "realism.csv", index=False)
     first = next(iter(images))
-    summary["side_by_side"] = {"image": first, "panels": side_by_side(images[first], out / "crops.png", weights=weights)}
+    summary["side_by_side"] = {"image": first, "panels": side_by_side(images[first], out / "crops.png", weights=weights,
+                                                                      realism_weights=realism_weights)}
     from ..weights import default_weights_path
 
     summary["weights_sha256"] = hashlib.sha256(Path(weights or default_weights_path()).read_bytes()).hexdigest()
@@ -161,11 +162,14 @@ def _progress(quiet: bool):
 
 
 def side_by_side(img: np.ndarray, path: str | Path, *, weights: str | None, target_bpp: float = 0.3,
-                 codecs: Sequence[str] = ("jpeg420", "webp", "avifenc"), size: int = 192) -> list[dict]:
+                 codecs: Sequence[str] = ("jpeg420", "webp", "avif"), size: int = 192,
+                 realism_weights: str | None = None) -> list[dict]:
     """A PNG of the same crop decoded by gancodec and by each classical codec at <= the same bpp.
 
     gancodec is set to ``target_bpp`` (bisection on real bytes); each classical codec gets its
-    highest quality whose file is no larger than ours. Returns one dict per panel.
+    highest quality whose file is no larger than ours. With ``realism_weights`` the same stream
+    is also shown through the realism decoder (same bytes, so the same bpp). Returns one dict
+    per panel.
     """
     import matplotlib
 
@@ -179,6 +183,10 @@ def side_by_side(img: np.ndarray, path: str | Path, *, weights: str | None, targ
     data = compress(img, bpp=target_bpp, weights=weights, fallback=False)  # the learned codec
     ours_bpp = metrics.bpp(len(data), h, w)
     panels = [("original", img, None), ("gancodec", np.asarray(decompress(data, weights=weights)), ours_bpp)]
+    if realism_weights:
+        panels[1] = ("gancodec fidelity", panels[1][1], ours_bpp)
+        panels.append(("gancodec realism", np.asarray(decompress(data, weights=weights, realism=True,
+                                                                 realism_weights=realism_weights)), ours_bpp))
     for name in codecs:
         codec = baselines.get_codec(name)
         if not codec.available()[0]:
