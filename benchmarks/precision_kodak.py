@@ -55,15 +55,16 @@ def class_images() -> dict[str, list[np.ndarray]]:
             path = ROOT / row["path"]
             if path.is_file():
                 found[row["class"]].append(np.asarray(Image.open(path).convert("RGB")))
-    if not found:
-        from gancodec.data.synthetic import generate
-        from gancodec.params import load_params
+    if not found:  # not pulled: generate the synthesize stage's test set (same params, same pixels)
+        import tempfile
 
-        p = load_params(ROOT / "params.yaml").synthetic
-        kinds = {"screen": ["ui", "table"], "documents": ["document"], "graphics": ["chart", "lineart"], "studio": ["studio"]}
-        for cls, ks in kinds.items():
-            for i in range(4):
-                found[cls].append(np.asarray(generate(ks[i % len(ks)], p.test_seed, i).convert("RGB")))
+        from gancodec.data.synthetic import generate_tests
+        from gancodec.params import SyntheticParams
+
+        p = SyntheticParams.load(ROOT / "params.yaml")
+        with tempfile.TemporaryDirectory() as tmp:
+            for row in generate_tests(tmp, per_class=p.test_per_class, seed=p.test_seed, size=tuple(p.size)):
+                found[row["class"]].append(np.asarray(Image.open(row["path"]).convert("RGB")))
     return found
 
 

@@ -147,8 +147,8 @@ def test_a_retired_release_comes_back_from_this_repository(tmp_path, no_search_p
 def test_files_made_by_an_earlier_release_decode_to_the_same_pixels(name, precision, tmp_path, no_search_path, monkeypatch):
     """tests/data holds streams made by v1.5 and v1.6 and their decoded pixels (float32); every later
     release must give the same pixels back (fetching their weights from git once newer weights are
-    shipped): within 1 level in float32, and within 3 levels at >= 48 dB where the machine's
-    default is bfloat16 inference (gancodec.models.inference; docs/architecture.md)."""
+    shipped): within 1 level in float32, and within 2 levels at >= 55 dB where the machine's
+    default is bfloat16 inference (gancodec.models.inference; docs/speed.md)."""
     monkeypatch.setenv(ENV_PRECISION, precision)
     stream = (DATA / f"{name}.gcx").read_bytes()
     header = gancodec.read_header(stream)
@@ -163,6 +163,6 @@ def test_files_made_by_an_earlier_release_decode_to_the_same_pixels(name, precis
     assert out.shape == want.shape
     if resolve_precision(precision, torch.device("cpu")) == "float32":
         assert np.abs(out - want).max() <= 1 and np.mean(out != want) < 0.01  # float convolutions may round differently by CPU
-    else:  # bfloat16 transforms: every pixel close, the image as a whole far above any codec's error
-        assert np.abs(out - want).max() <= 3
-        assert 10 * np.log10(255**2 / np.mean((out - want) ** 2)) >= 48
+    else:  # a bfloat16 post-filter: every pixel close, the image as a whole far above any codec's error
+        assert np.abs(out - want).max() <= 2
+        assert 10 * np.log10(255**2 / np.mean((out - want) ** 2)) >= 55

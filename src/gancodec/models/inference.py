@@ -8,15 +8,18 @@ analysis transform g_a, synthesis transform g_s and post-filter are swapped for 
 - g_s's **last transposed convolution as a convolution + pixel shuffle** (each of the four
   output phases of a 5x5 stride-2 transposed convolution is a 3x3 convolution of the input;
   one 12-channel convolution runs 2x faster than oneDNN's 3-channel transposed one);
-- **bfloat16** for every layer but the last of g_a and g_s and for the post-filter's body, on
-  hardware that computes bf16 natively (CUDA; CPUs with AVX512-BF16 or AMX), where it halves the
-  convolutions' time. The last layers run in float32, so latents and pixels keep full precision;
-  on CPUs that would emulate bf16 (AVX2-only, AVX-512 without BF16) everything stays float32.
+- **bfloat16** for g_a (all but its last layer) and for the post-filter, on hardware that
+  computes bf16 natively (CPUs with AVX512-BF16 or AMX), where it halves their convolutions'
+  time. g_a's last layer runs in float32, so the latents keep full precision (Kodak: +0.15 %
+  bytes at equal PSNR), and the post-filter adds a small residual, so its precision does not
+  show in the picture (<= 0.01 dB). g_s stays float32: in bf16 it was 1.8x faster but cost
+  flat, high-PSNR images up to 0.7 dB (studio and graphics test images; docs/speed.md).
+  On CPUs that would emulate bf16 (AVX2-only, AVX-512 without BF16) everything stays float32.
 
 What stays exactly as it is: h_a, the float64 hyper-synthesis and context passes, scale indexes
 and the range coder (:mod:`gancodec.models.coder`), so streams are the same format and decode on
 any machine; only the decoded pixels move, by float rounding (float32: at most 1 level in 255,
-bfloat16: measured in docs/architecture.md, "Inference engine"). With gradients enabled (the
+bfloat16: within 3 levels, measured in docs/speed.md). With gradients enabled (the
 encoder's latent search) every swapped module runs its float32 training form.
 
 ``GANCODEC_PRECISION`` (``auto``, ``float32`` or ``bfloat16``) overrides the choice.
@@ -174,7 +177,8 @@ def _inference_gdn(seq: nn.Sequential) -> list[nn.Module]:
 def inference_copy(model: nn.Module, device: torch.device, precision: str | None = None) -> nn.Module:
     """A copy of a :class:`~gancodec.models.HyperpriorCodec` on ``device``, in eval mode, with its
     g_a, g_s and post-filter in their inference forms (module docstring) and ``.precision`` set
-    to ``float32`` or ``bfloat16`` (:func:`resolve_precision`). The entropy path is untouched.
+    to ``float32`` or ``bfloat16`` (:func:`resolve_precision`: what g_a and the post-filter run
+    in; g_s always runs in float32). The entropy path is untouched.
     The copy's state_dict keys differ from the model's: save the model, not the copy."""
     net = copy.deepcopy(model).to(device).eval()
     net.precision = resolve_precision(precision, device)
@@ -184,7 +188,7 @@ def inference_copy(model: nn.Module, device: torch.device, precision: str | None
     if isinstance(net.g_s, SynthesisTransform):
         layers = _inference_gdn(net.g_s)
         tail = SubpixelDeconv(layers[-1]) if isinstance(layers[-1], nn.ConvTranspose2d) else layers[-1]
-        net.g_s = _MixedPrecision(nn.Sequential(*layers[:-1]), tail, net.precision)
+        net.g_s = _MixedPrecision(nn.Sequential(*layers[:-1]), tail, "float32")  # bf16 here costs flat images dB
     if getattr(net, "post_filter", None) is not None:
         net.post_filter = _Autocast(net.post_filter, net.precision)
     return net
