@@ -28,6 +28,8 @@ VARIABLES: tuple[Variable, ...] = (
              "gancodec.weights.history"),
     Variable("GANCODEC_REALISM_WEIGHTS", "realism-v1.pt beside the weights", "realism decoder file for `--realism`",
              "gancodec.weights.realism"),
+    Variable("GANCODEC_PRECISION", "auto", "what g_a and the post-filter compute in when coding: `auto` (bfloat16 on CPUs with AVX512-BF16 or AMX, else float32), `float32` or `bfloat16`; g_s and the entropy path are always float32/float64 (docs/speed.md)",
+             "gancodec.models.inference"),
     Variable("GANCODEC_MAX_PIXELS", "268435456 (256 MP)", "largest image (pixels) read or decoded; guards untrusted input",
              "gancodec.data.imageio"),
     Variable("GANCODEC_CACHE", "~/.cache/gancodec/downloads", "cache of partial downloads and archives (pipeline data stage)",

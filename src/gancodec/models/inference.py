@@ -29,12 +29,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..settings import raw
 from .layers import GDN
 from .transforms import AnalysisTransform, SynthesisTransform
 
@@ -66,9 +66,10 @@ def resolve_precision(precision: str | None, device: torch.device) -> str:
 
     ``auto`` is bfloat16 on a CPU that computes it natively, float32 elsewhere (CUDA included:
     unmeasured there, so the conservative choice)."""
-    value = precision if precision is not None else os.environ.get(ENV_PRECISION, "auto")
+    value = precision if precision is not None else (raw(ENV_PRECISION) or "auto")
     if value not in PRECISIONS:
-        raise ValueError(f"{ENV_PRECISION}={value!r}: precision must be one of {list(PRECISIONS)}")
+        raise ValueError(f"{ENV_PRECISION}={value!r}: precision must be one of {', '.join(PRECISIONS)}; "
+                         "set one of them or unset it")
     if value == "auto":
         return "bfloat16" if device.type == "cpu" and native_bf16(device) else "float32"
     return value
