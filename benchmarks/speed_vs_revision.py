@@ -180,7 +180,7 @@ def main() -> None:
             result["median_seconds"][op] = {"base": b, "new": nw, "avif": av}
             result["speedup_new_vs_base"][op] = b / nw
             result["vs_avif"][op] = {"base": b / av, "new": nw / av}
-            print(f"| {op} {'decode' if op == 'decode' else 'encode'} | {b:.3f} | {nw:.3f} | {b / nw:.2f}x | "
+            print(f"| {op if op == 'decode' else op + ' encode'} | {b:.3f} | {nw:.3f} | {b / nw:.2f}x | "
                   f"{b / av:.1f}x | {nw / av:.1f}x |")
         print("PSNR (dB, mean): " + ", ".join(f"{k} {v:.3f}" for k, v in result["psnr_mean_db"].items()))
         if a.bulk:
