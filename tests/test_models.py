@@ -62,7 +62,10 @@ def test_compress_needs_the_tables_filled_by_update():
     assert c.shape == (4, 4) and model.decompress(c.strings, c.shape, 0.5).shape == (1, 3, 64, 64)
 
 
-def test_the_shipped_model_codes_a_window_exactly_as_a_one_tile_gcx_does():
+def test_the_shipped_model_codes_a_window_exactly_as_a_one_tile_gcx_does(monkeypatch):
+    # the codec's inference copy in float32 runs g_a's exact arithmetic (in bf16, on CPUs that have
+    # it, g_a's latents and so the bytes may differ: tests/test_inference.py, docs/speed.md)
+    monkeypatch.setenv("GANCODEC_PRECISION", "float32")
     pixels = astronaut(64)
     model = load_model().model
     x = torch.from_numpy(pixels).permute(2, 0, 1).unsqueeze(0).float().div(255)
@@ -73,4 +76,5 @@ def test_the_shipped_model_codes_a_window_exactly_as_a_one_tile_gcx_does():
     assert compressed.strings == payloads  # the same bytes
     x_hat = model.decompress(compressed.strings, compressed.shape, rate=2.5)
     decoded = x_hat[0].mul(255).round().to(torch.uint8).permute(1, 2, 0).numpy()
-    assert np.array_equal(decoded, np.asarray(gancodec.decompress(stream)))
+    # the codec's copy runs g_s's last layer as a sub-pixel convolution: float rounding only
+    assert np.abs(decoded.astype(int) - np.asarray(gancodec.decompress(stream)).astype(int)).max() <= 1
