@@ -101,7 +101,8 @@ def profile_image(lm, net, path: Path, rate: float, repeat: int, seconds: dict, 
         macs["encode: h_a"] += count_macs(model.h_a, y) / npx
     (z_hat, indexes, means, _), t = best_of(repeat, lambda: coder.quantisation(y))
     seconds["encode: entropy parameters (float64 h_s, tables, context)"] += t
-    macs["encode: entropy parameters (float64 h_s, tables, context)"] += _entropy_macs(lm, z_hat, y) / npx
+    entropy_macs = _entropy_macs(lm, z_hat, y) / npx  # the decoder derives the same parameters
+    macs["encode: entropy parameters (float64 h_s, tables, context)"] += entropy_macs
 
     def code() -> bytes:
         flat_q = GaussianConditional.quantize(y, means, indexes).ravel()
@@ -116,7 +117,7 @@ def profile_image(lm, net, path: Path, rate: float, repeat: int, seconds: dict, 
     lh, lw = y.shape[-2:]
     y_hat, t = best_of(repeat, lambda: coder.decode(data, lh, lw, model.config.N))
     seconds["decode: entropy decode (z, float64 h_s, tables, context, range decoder)"] += t
-    macs["decode: entropy decode (z, float64 h_s, tables, context, range decoder)"] += _entropy_macs(lm, z_hat, y) / npx
+    macs["decode: entropy decode (z, float64 h_s, tables, context, range decoder)"] += entropy_macs
     with torch.no_grad():
         r = torch.tensor([rate])
         y_in = (y_hat * model.gain.inverse_gain(r)).contiguous(memory_format=torch.channels_last)
