@@ -45,6 +45,8 @@ class LatentCoder:
         self.h_s64 = copy.deepcopy(model.h_s).to(device="cpu", dtype=torch.float64).eval()
         context = getattr(model, "context", None)
         self.context64 = None if context is None else copy.deepcopy(context).to(device="cpu", dtype=torch.float64).eval()
+        channel = getattr(model, "channel_context", None)
+        self.channel64 = None if channel is None else copy.deepcopy(channel).to(device="cpu", dtype=torch.float64).eval()
         self.z_prior._coding_models()  # build the z tables' coder models once, now
 
     @torch.no_grad()
@@ -59,13 +61,69 @@ class LatentCoder:
         """Scale-table indexes (int64 numpy, M x h x w) and snapped means (float64)."""
         return GaussianConditional.scale_indexes(scales)[0].numpy(), GaussianConditional.snap_means(means)
 
-    @torch.no_grad()
-    def _context_tables(self, anchor_q: np.ndarray, anchor_means: torch.Tensor, means: torch.Tensor,
-                        scales: torch.Tensor) -> tuple[np.ndarray, torch.Tensor]:
-        """Second pass of a checkerboard model: tables of every position once the anchors'
-        residuals ``anchor_q`` (int64, M x h x w; read at anchors only) are known."""
-        y_hat = torch.from_numpy(anchor_q).to(torch.float64).unsqueeze(0) + anchor_means
-        return self._tables(*self.context64.at_non_anchors(y_hat, means, scales))
+    def _schedule(self, raw_means: torch.Tensor, raw_scales: torch.Tensor, code_pass) -> tuple[np.ndarray, torch.Tensor]:
+        """Run the coding passes of this model's context in order: the one place where the
+        encoder and the decoder derive the tables, so they cannot disagree.
+
+        ``code_pass(positions, indexes, means)`` codes the flat positions (channel, row, column
+        raster) of one pass, given every position's scale-table indexes (int64, M x h x w) and
+        snapped means (float64, 1 x M x h x w), of which it reads only ``positions``, and returns
+        their residuals (int64). Returns every position's indexes and snapped means as coded."""
+        indexes, means = self._tables(raw_means, raw_scales)
+        if self.context64 is None:
+            code_pass(np.arange(indexes.size), indexes, means)
+            return indexes, means
+        h, w = indexes.shape[-2:]
+        anchors = anchor_mask(h, w, dtype=torch.bool)[0]
+        if self.channel64 is None:
+            q = np.zeros(indexes.size, dtype=np.int64)
+            first, second = self._checkerboard_passes(h, w)
+            q[first] = code_pass(first, indexes, means)
+            # the anchors as coded, then every position's tables from them
+            y_hat = torch.from_numpy(q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0) + means
+            indexes, means = self._tables(*self.context64.at_non_anchors(y_hat, raw_means, raw_scales))
+            code_pass(second, indexes, means)
+            return indexes, means
+        return self._channel_schedule(raw_means, raw_scales, anchors, code_pass)
+
+    def _checkerboard_passes(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
+        anchors = np.broadcast_to(anchor_mask(h, w, dtype=torch.bool)[0].numpy(), (self.M, h, w)).ravel()
+        return np.flatnonzero(anchors), np.flatnonzero(~anchors)
+
+    def _channel_schedule(self, raw_means, raw_scales, anchors, code_pass):
+        """2S passes (gancodec.models.channel_context): each slice's anchors, then each slice's
+        non-anchors, every pass's tables from what the passes before it decoded."""
+        cc = self.channel64
+        M, (h, w) = self.M, raw_means.shape[-2:]
+        residuals = torch.zeros_like(raw_means)  # y_hat - raw means where decoded, 0 elsewhere
+        all_indexes = np.zeros((M, h, w), dtype=np.int64)
+        all_means = torch.zeros_like(raw_means)
+        plane = np.arange(h * w).reshape(h, w)
+        anchor_cells, other_cells = plane[anchors[0].numpy()], plane[~anchors[0].numpy()]
+
+        def run(s: int, means: torch.Tensor, scales: torch.Tensor, cells: np.ndarray, keep: torch.Tensor) -> None:
+            c = cc.slice(s)
+            indexes, snapped = self._tables(means, scales)
+            full_indexes = np.zeros((M, h, w), dtype=np.int64)
+            full_indexes[c] = indexes
+            full_means = torch.zeros_like(raw_means)
+            full_means[:, c] = snapped
+            positions = (np.arange(c.start, c.stop)[:, None] * (h * w) + cells[None, :]).ravel()
+            q = np.zeros(M * h * w, dtype=np.int64)
+            q[positions] = code_pass(positions, full_indexes, full_means)
+            decoded = torch.from_numpy(q.reshape(M, h, w)[c]).to(torch.float64).unsqueeze(0) + snapped
+            residuals[:, c] = torch.where(keep, decoded - raw_means[:, c], residuals[:, c])
+            all_indexes[c] = np.where(keep.numpy(), indexes, all_indexes[c])
+            all_means[:, c] = torch.where(keep, snapped, all_means[:, c])
+
+        for s in range(cc.slices):
+            c = cc.slice(s)
+            run(s, *cc.refine_anchors(s, residuals, raw_means[:, c], raw_scales[:, c]), anchor_cells, anchors)
+        cb_means, cb_scales = self.context64.at_non_anchors(raw_means + residuals, raw_means, raw_scales)
+        for s in range(cc.slices):
+            c = cc.slice(s)
+            run(s, *cc.refine_non_anchors(s, residuals, cb_means[:, c], cb_scales[:, c]), other_cells, ~anchors)
+        return all_indexes, all_means
 
     @torch.no_grad()
     def quantisation(self, y: torch.Tensor, hyper_analysis=None) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
@@ -75,23 +133,32 @@ class LatentCoder:
 
         ``hyper_analysis`` is h_a on y's device (default: the model's own h_a).
         """
+        z_hat, indexes, means, _ = self._quantise(y, hyper_analysis)
+        return z_hat, indexes, means, GaussianConditional.tails(indexes)
+
+    def _quantise(self, y: torch.Tensor, hyper_analysis=None, encoder=None):
+        """z_hat, indexes, snapped means and the residuals (int64, M x h x w) of y, coding each
+        pass into ``encoder`` (a range coder) when one is given."""
         _, _, h, w = y.shape
         h_a = hyper_analysis or self.model.h_a
         z_hat = self.z_prior.quantize(h_a(F.pad(y, (0, (-w) % 4, 0, (-h) % 4))))
         raw_means, raw_scales = self._hyper_params(z_hat, h, w)
-        indexes, means = self._tables(raw_means, raw_scales)
-        if self.context64 is not None:  # the anchors as coded, then every position's tables from them
-            anchor_q = GaussianConditional.quantize(y, means, indexes)
-            indexes, means = self._context_tables(anchor_q, means, raw_means, raw_scales)
-        return z_hat, indexes, means, GaussianConditional.tails(indexes)
+        if encoder is not None:
+            self.z_prior.compress(z_hat, encoder)
+        y64 = y.to("cpu", torch.float64)
+        flat_q = np.zeros(self.M * h * w, dtype=np.int64)
 
-    def _passes(self, h: int, w: int) -> list[np.ndarray]:
-        """Flat positions (channel, row, column raster) of each coding pass: all of them, or the
-        checkerboard's anchors then the rest."""
-        if self.context64 is None:
-            return [np.arange(self.M * h * w)]
-        anchors = np.broadcast_to(anchor_mask(h, w, dtype=torch.bool)[0].numpy(), (self.M, h, w)).ravel()
-        return [np.flatnonzero(anchors), np.flatnonzero(~anchors)]
+        def code_pass(positions: np.ndarray, indexes: np.ndarray, means: torch.Tensor) -> np.ndarray:
+            flat_index = indexes.ravel()[positions]
+            q = torch.round(y64.ravel()[positions] - means.ravel()[positions]).numpy().astype(np.int64)
+            tails = GaussianConditional.tails(flat_index)
+            flat_q[positions] = q = np.clip(q, -tails, tails)
+            if encoder is not None:
+                GaussianConditional.compress(q, flat_index, encoder)
+            return q
+
+        indexes, means = self._schedule(raw_means, raw_scales, code_pass)
+        return z_hat, indexes, means, flat_q.reshape(indexes.shape)
 
     @torch.no_grad()
     def encode(self, y: torch.Tensor, hyper_analysis=None) -> bytes:
@@ -106,15 +173,9 @@ class LatentCoder:
         """:meth:`encode`, also returning the y_hat that :meth:`decode` will give back for these
         bytes (1, M, h, w, float32 on the CPU): the same residuals and snapped means, so an
         encoder that needs the decode (the WebP fallback) skips the entropy decode."""
-        z_hat, indexes, means, _ = self.quantisation(y, hyper_analysis)
-        q = GaussianConditional.quantize(y, means, indexes)
-        flat_q = q.ravel()
-        flat_index = indexes.ravel()
         encoder = rangecoder.new_encoder()
-        self.z_prior.compress(z_hat, encoder)
-        for positions in self._passes(*y.shape[-2:]):
-            GaussianConditional.compress(flat_q[positions], flat_index[positions], encoder)
-        return rangecoder.finish(encoder), GaussianConditional.dequantize(q.reshape(indexes.shape), means)
+        _, _, means, q = self._quantise(y, hyper_analysis, encoder)
+        return rangecoder.finish(encoder), GaussianConditional.dequantize(q, means)
 
     @torch.no_grad()
     def decode(self, data: bytes, h: int, w: int, channels_z: int) -> torch.Tensor:
@@ -122,16 +183,15 @@ class LatentCoder:
         decoder = rangecoder.open_stream(data)
         if channels_z != self.z_prior.channels:
             raise BitstreamError(f"tile payload: {channels_z} hyper-latent channels, the model has {self.z_prior.channels}")
+        flat_q = np.zeros(self.M * h * w, dtype=np.int64)
+
+        def code_pass(positions: np.ndarray, indexes: np.ndarray, means: torch.Tensor) -> np.ndarray:
+            flat_q[positions] = q = GaussianConditional.decompress(decoder, indexes.ravel()[positions])
+            return q
+
         try:
             z_hat = self.z_prior.decompress(decoder, (h + 3) // 4, (w + 3) // 4)
-            raw_means, raw_scales = self._hyper_params(z_hat, h, w)
-            indexes, means = self._tables(raw_means, raw_scales)
-            passes = self._passes(h, w)
-            flat_q = np.zeros(indexes.size, dtype=np.int64)
-            flat_q[passes[0]] = GaussianConditional.decompress(decoder, indexes.ravel()[passes[0]])
-            if len(passes) == 2:
-                indexes, means = self._context_tables(flat_q.reshape(indexes.shape), means, raw_means, raw_scales)
-                flat_q[passes[1]] = GaussianConditional.decompress(decoder, indexes.ravel()[passes[1]])
+            indexes, means = self._schedule(*self._hyper_params(z_hat, h, w), code_pass)
         except rangecoder.DECODE_ERRORS as exc:
             raise BitstreamError(f"tile payload cannot be entropy-decoded ({exc})") from None
         return GaussianConditional.dequantize(flat_q.reshape(indexes.shape), means)

@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..entropy import FactorizedPrior, GaussianConditional
+from .channel_context import ChannelContext
 from .checkerboard import CheckerboardContext
 from .detail import DetailConfig, DetailGenerator
 from .gain import GainUnits
@@ -37,7 +38,9 @@ __all__ = ["CONTEXTS", "Compressed", "DEFAULT_LAMBDAS", "HyperpriorCodec", "Mode
 DEFAULT_LAMBDAS = [0.0009, 0.0018, 0.0035, 0.0067, 0.013, 0.025, 0.0483, 0.0932]
 
 
-CONTEXTS = ("none", "checkerboard")
+#: none: the hyperprior alone; checkerboard: + gancodec.models.checkerboard; channel-checkerboard:
+#: + gancodec.models.channel_context over the checkerboard (v1.7 on)
+CONTEXTS = ("none", "checkerboard", "channel-checkerboard")
 
 
 @dataclass(frozen=True)
@@ -47,7 +50,7 @@ class ModelConfig:
     N: int = 128
     M: int = 192
     lambdas: tuple[float, ...] = field(default_factory=lambda: tuple(DEFAULT_LAMBDAS))
-    context: str = "none"  # "none" (hyperprior only) or "checkerboard" (gancodec.models.checkerboard)
+    context: str = "none"  # one of CONTEXTS
     #: a noise-free, rate-aware detail generator (DetailConfig fields) whose output is added to
     #: g_s's decode (v1.6 on); None: x_hat is g_s's output
     post_filter: tuple[tuple[str, int], ...] | None = None
@@ -113,7 +116,8 @@ class HyperpriorCodec(nn.Module):
         self.z_prior = FactorizedPrior(N)
         self.y_conditional = GaussianConditional()
         self.gain = GainUnits(M, list(config.lambdas))
-        self.context = CheckerboardContext(M) if config.context == "checkerboard" else None
+        self.context = CheckerboardContext(M) if config.context != "none" else None
+        self.channel_context = ChannelContext(M) if config.context == "channel-checkerboard" else None
         self.post_filter = DetailGenerator(DetailConfig(**dict(config.post_filter))) if config.post_filter else None
 
     @property
@@ -148,8 +152,11 @@ class HyperpriorCodec(nn.Module):
 
     def entropy_parameters(self, y: torch.Tensor, z_hat: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Means and scales of y: the hyperprior's from z_hat, refined at non-anchor positions by
-        the context model (if any) from y's anchors, quantised around the hyperprior's means."""
+        the context model (if any) from y's anchors, quantised around the hyperprior's means
+        (with a channel context: slice by slice, as the coder does)."""
         means, scales = self.h_s(z_hat).chunk(2, dim=1)
+        if self.channel_context is not None:
+            return self.channel_context(y, means, scales, self.context)
         if self.context is not None:
             means, scales = self.context(_round_ste(y - means) + means, means, scales)
         return means, scales

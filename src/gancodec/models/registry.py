@@ -76,7 +76,7 @@ def model_from_checkpoint(ckpt: dict, source: str = "checkpoint", overrides: dic
         state = {k: (v.float() if v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
         missing, unexpected = model.load_state_dict(state, strict=not overrides)
         added = {k.split(".")[0] for k in missing}
-        if unexpected or not added <= {"context", "post_filter"}:
+        if unexpected or not added <= {"context", "channel_context", "post_filter"}:
             raise RuntimeError(f"missing keys {missing[:5]}, unexpected keys {unexpected[:5]}")
     except (KeyError, ValueError, RuntimeError, TypeError) as exc:
         raise ModelError(f"{source}: weights do not fit the model ({exc})") from None

@@ -1,0 +1,255 @@
+"""The entropy-model stage: a channel-conditional context trained by rate alone over frozen transforms.
+
+Everything upstream of the entropy parameters is frozen (g_a, the gains, h_a, h_s, the
+checkerboard), so it is computed once per base model and cached (:func:`build_cache`): for each
+256 x 256 training crop at a random rate point, the gained latent ``y`` and the hyperprior's raw
+means and scales of it. A training step then runs only the context model
+(:class:`~gancodec.models.channel_context.ChannelContext`) on a batch of 16 x 16 latents: 1/256 of
+the pixels, which is why a CPU can afford many steps.
+
+The loss is the coder's rate of y: the bits of ``round(y - mean)`` under the binned Gaussian,
+exact in the scales; for the means (where rounding has no gradient) the bits are interpolated
+towards the neighbouring integer as the residual moves off its own. Unlike the uniform-noise
+proxy of joint training, it does not overweight the many small-scale positions that code in
+almost no bits.
+
+``python -m gancodec.train.entropy --base W --images LIST --cache DIR --run DIR --out W2`` (the
+DVC stage ``train_entropy`` runs it through stages/train_entropy.py). Resumable: ``RUN/last.pt``
+holds the context, the optimiser and the step; a changed base model or run-defining setting
+starts afresh.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..data.download import sha256_file
+from ..entropy.gaussian import SCALE_MIN
+from ..fsutil import atomic_write_bytes
+from ..models import HyperpriorCodec
+from .checkpoint import load_checkpoint, model_from_checkpoint
+from .crops import CropSampler, list_images
+
+CONTEXT = "channel-checkerboard"
+SHARD = 64  # crops per cache file
+
+
+@dataclass
+class EntropyTrainConfig:
+    base: str = ""  # the weights whose transforms stay frozen
+    images: list[str] = field(default_factory=list)  # image folders or CSV lists (a `path` column)
+    cache_dir: str = "runs/entropy-cache"
+    run_dir: str = "runs/entropy"
+    crops: int = 2048  # cached 256 x 256 crops (each at one random rate point)
+    crop: int = 256
+    rate_min: float = 0.0
+    rate_max: float = 7.0
+    steps: int = 20000  # total steps of the run (resumes count); the LR schedule follows steps
+    max_seconds: float = 0.0  # stop early after this long (0: no limit); never changes the schedule
+    batch_size: int = 16
+    lr: float = 5e-4
+    lr_final_fraction: float = 0.1
+    warmup: int = 100
+    seed: int = 0
+    log_every: int = 50
+    checkpoint_every_s: float = 120.0
+
+    #: settings that extend a run rather than define it (a checkpoint made under other values is resumed)
+    EXTENDS = ("steps", "max_seconds", "log_every", "checkpoint_every_s", "run_dir", "cache_dir", "images")
+
+    def defining(self) -> dict:
+        return {k: v for k, v in asdict(self).items() if k not in self.EXTENDS and k != "base"}
+
+
+def lr_at(cfg: EntropyTrainConfig, step: int) -> float:
+    """Linear warm-up, then cosine from lr to lr * lr_final_fraction at cfg.steps (steps only)."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
+    floor = cfg.lr * cfg.lr_final_fraction
+    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+
+
+def with_channel_context(base: HyperpriorCodec) -> HyperpriorCodec:
+    """The base model with a channel context (its own if it has one; a fresh one, which codes
+    exactly as the base does, otherwise)."""
+    if base.channel_context is not None:
+        return base
+    ckpt = {"model_config": base.config.to_dict(), "state_dict": base.state_dict()}
+    return model_from_checkpoint(ckpt, "base", {"context": CONTEXT})
+
+
+# --- the cache -----------------------------------------------------------------------------
+
+def build_cache(model: HyperpriorCodec, cfg: EntropyTrainConfig, base_sha256: str,
+                log: Callable[[dict], None] = print) -> Path:
+    """Cache y and the hyperprior's raw (means, scales) of ``cfg.crops`` crops under
+    ``cfg.cache_dir``; kept when it was made from the same base, crops and rates."""
+    folder = Path(cfg.cache_dir)
+    key = {"base_sha256": base_sha256, "crops": cfg.crops, "crop": cfg.crop, "rate_min": cfg.rate_min,
+           "rate_max": cfg.rate_max, "seed": cfg.seed}
+    meta = folder / "cache.json"
+    if meta.exists() and json.loads(meta.read_text()).get("key") == key:
+        return folder
+    folder.mkdir(parents=True, exist_ok=True)
+    for old in folder.glob("shard-*.pt"):
+        old.unlink()
+    meta.unlink(missing_ok=True)
+    paths = list_images(cfg.images)
+    if not paths:
+        raise ValueError(f"no training images in {cfg.images}")
+    sampler = CropSampler(paths, cfg.crop, seed=cfg.seed)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    model = model.eval()
+    t0 = time.time()
+    with torch.no_grad():
+        for first in range(0, cfg.crops, SHARD):
+            n = min(SHARD, cfg.crops - first)
+            x = sampler.batch(n)
+            rate = torch.empty(n).uniform_(cfg.rate_min, cfg.rate_max, generator=gen)
+            ys, ms, ss = [], [], []
+            for i in range(0, n, 8):
+                y = model.g_a(x[i:i + 8]) * model.gain.gain(rate[i:i + 8])
+                means, scales = model.h_s(torch.round(model.h_a(y))).chunk(2, 1)
+                ys.append(y), ms.append(means), ss.append(scales)
+            shard = {"y": torch.cat(ys), "means": torch.cat(ms), "scales": torch.cat(ss), "rate": rate}
+            torch.save(shard, folder / f"shard-{first // SHARD:04d}.pt")
+            log({"event": "cache", "crops": first + n, "of": cfg.crops, "elapsed_s": round(time.time() - t0, 1)})
+    atomic_write_bytes(meta, json.dumps({"key": key}, indent=2).encode())
+    return folder
+
+
+def load_cache(folder: Path) -> dict[str, torch.Tensor]:
+    shards = [torch.load(p, weights_only=True) for p in sorted(Path(folder).glob("shard-*.pt"))]
+    return {k: torch.cat([s[k] for s in shards]) for k in shards[0]}
+
+
+# --- the loss ------------------------------------------------------------------------------
+
+def _bits(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """-log2 P(q) for integer residuals q under a zero-mean Gaussian of ``scales``, binned."""
+    s = scales.clamp_min(SCALE_MIN) * math.sqrt(2)
+    a = q.abs()
+    p = 0.5 * (torch.erfc((a - 0.5) / s) - torch.erfc((a + 0.5) / s))
+    return -torch.log2(p.clamp_min(1e-9))
+
+
+def smooth_bits(y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """The bits of coding ``round(y - means)``, differentiable: in the scales, exactly the coded
+    bits; in the means, the coded bits interpolated towards the next integer by the residual's
+    distance from its own (the expected bits when the mean is jittered by under half a step)."""
+    r = y - means
+    k = torch.round(r).detach()
+    f = r - k  # in [-0.5, 0.5]
+    neighbour = k + torch.sign(f.detach())
+    fixed = scales.detach()
+    return _bits(k, scales) + f.abs() * (_bits(neighbour, fixed) - _bits(k, fixed))
+
+
+def rate_bits(model: HyperpriorCodec, y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor):
+    """The smooth bits (the loss), and the coded bits with and without the channel context, of a
+    batch of latents, each summed over the batch."""
+    final_means, final_scales = model.channel_context(y, means, scales, model.context)
+    with torch.no_grad():
+        cb_means, cb_scales = model.context(torch.round(y - means) + means, means, scales)
+        base = _bits(torch.round(y - cb_means), cb_scales).sum()
+        coded = _bits(torch.round(y - final_means), final_scales).sum()
+    return smooth_bits(y, final_means, final_scales).sum(), coded, base
+
+
+# --- the loop ------------------------------------------------------------------------------
+
+def train_entropy(cfg: EntropyTrainConfig, log: Callable[[dict], None] | None = None) -> tuple[HyperpriorCodec, int]:
+    """Train the base's channel context until ``cfg.steps`` (or ``cfg.max_seconds``); return the
+    model (the base with the trained context) and the run's total steps."""
+    log = log or (lambda rec: print(json.dumps(rec), flush=True))
+    torch.manual_seed(cfg.seed)
+    base_sha256 = sha256_file(cfg.base)
+    model = with_channel_context(model_from_checkpoint(load_checkpoint(cfg.base), cfg.base))
+    model.requires_grad_(False)
+    model.channel_context.requires_grad_(True)
+    run = Path(cfg.run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    resume = run / "last.pt"
+    optimizer = torch.optim.Adam(model.channel_context.parameters(), lr=cfg.lr)
+    step, origin = 0, f"new run from {cfg.base}"
+    if resume.exists():
+        ckpt = torch.load(resume, weights_only=True)
+        if ckpt.get("base_sha256") == base_sha256 and ckpt.get("config") == cfg.defining():
+            model.channel_context.load_state_dict(ckpt["channel_context"])
+            optimizer.load_state_dict(ckpt["optimizer"])
+            step, origin = int(ckpt["step"]), f"resumed {resume} at step {ckpt['step']}"
+        else:
+            origin += f" (not resuming {resume}: another base model or other settings)"
+    cache = load_cache(build_cache(model, cfg, base_sha256, log))
+    n = cache["y"].shape[0]
+    pixels = cfg.batch_size * cfg.crop * cfg.crop
+    log({"event": "start", "origin": origin, "crops": n, "params": sum(p.numel() for p in model.channel_context.parameters())})
+
+    def save() -> None:
+        buf = __import__("io").BytesIO()
+        torch.save({"channel_context": model.channel_context.state_dict(), "optimizer": optimizer.state_dict(),
+                    "step": step, "base_sha256": base_sha256, "config": cfg.defining()}, buf)
+        atomic_write_bytes(resume, buf.getvalue())
+
+    gen = torch.Generator().manual_seed(cfg.seed + step)
+    t0 = last_save = time.time()
+    window = {"bpp": 0.0, "base_bpp": 0.0, "n": 0}
+    while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
+        idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
+        bits, coded_bits, base_bits = rate_bits(model, cache["y"][idx], cache["means"][idx], cache["scales"][idx])
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(cfg, step)
+        optimizer.zero_grad(set_to_none=True)
+        (bits / pixels).backward()
+        optimizer.step()
+        step += 1
+        window["bpp"] += float(coded_bits) / pixels
+        window["base_bpp"] += float(base_bits) / pixels
+        window["n"] += 1
+        if step % cfg.log_every == 0 or step == cfg.steps:
+            k = window.pop("n")
+            bpp, base_bpp = window["bpp"] / k, window["base_bpp"] / k
+            log({"step": step, "bpp": round(bpp, 5), "base_bpp": round(base_bpp, 5),
+                 "saving_pct": round(100 * (1 - bpp / base_bpp), 3), "lr": lr_at(cfg, step),
+                 "elapsed_s": round(time.time() - t0, 1)})
+            window = {"bpp": 0.0, "base_bpp": 0.0, "n": 0}
+        if time.time() - last_save > cfg.checkpoint_every_s:
+            save()
+            last_save = time.time()
+    save()
+    log({"event": "done", "step": step, "elapsed_s": round(time.time() - t0, 1)})
+    return model.eval(), step
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    defaults = EntropyTrainConfig()
+    p.add_argument("--base", required=True)
+    p.add_argument("--images", nargs="+", required=True, help="image folders or CSV lists")
+    p.add_argument("--out", required=True, help="the exported weights (base + trained context)")
+    for name in ("cache_dir", "run_dir", "crops", "rate_min", "rate_max", "steps", "max_seconds", "batch_size",
+                 "lr", "seed", "log_every"):
+        p.add_argument("--" + name.replace("_", "-").removesuffix("-dir"), dest=name,
+                       type=type(getattr(defaults, name)), default=getattr(defaults, name))
+    a = vars(p.parse_args(argv))
+    out = a.pop("out")
+    cfg = EntropyTrainConfig(**a)
+    from ..weights import export_weights
+
+    model, steps = train_entropy(cfg)
+    print(json.dumps({"sha256": export_weights(model, out, step=steps), "out": out}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
