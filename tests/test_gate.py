@@ -199,3 +199,50 @@ def test_bd_rate_is_the_bdrate_modules():
     a, t = pd.DataFrame(_rd_rows("gancodec", ["x"], 1.0)), pd.DataFrame(_rd_rows("gancodec", ["x"], 0.9))
     assert gate._bd(gate._curve(a), gate._curve(t)) == pytest.approx(bdrate.bd_rate(a.bpp, a.psnr, t.bpp, t.psnr))
     assert np.isclose(gate._bd(gate._curve(a), gate._curve(t)), -10.0)
+
+
+def test_a_passing_gate_ships_the_evaluated_bytes_with_the_experiments_card(tmp_path, monkeypatch):
+    """Real weights (the shipped file with a trained_steps dict added: another sha256, the same
+    model) through the real ship code, into a temporary package folder."""
+    from gancodec.weights import SHIPPED_WEIGHTS, history
+    from gancodec.weights import realism as realism_mod
+    from gancodec.weights import ship as ship_mod
+
+    ckpt = torch.load(SHIPPED_WEIGHTS, map_location="cpu", weights_only=True)
+    ckpt["trained_steps"] = {"transforms": 12000, "entropy": 12000, "post_filter": 14000}
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    weights = buf.getvalue()
+    wsha = hashlib.sha256(weights).hexdigest()
+    repo = make_repo(tmp_path)
+    _write(repo, {**_reports(0.95, {"photos": 0.96, "screen": 0.97}, 0.05, wsha, SHIPPED_REALISM_SHA),
+                  gate.WEIGHTS: weights, gate.WEIGHTS_PIN: f"{wsha}  gancodec.pt\n",
+                  gate.REALISM_STAGE_CARD: json.dumps({"sha256": SHIPPED_REALISM_SHA, "base_model_id": "x"}),
+                  gate.REALISM_CARD: json.dumps({"sha256": SHIPPED_REALISM_SHA, "steps": 6106,
+                                                 "base_model_id": ckpt["extends_model_id"]})})
+    (repo / gate.REALISM).unlink()
+    _git(repo, "add", gate.REALISM_CARD)
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "realism card")
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    (pkg / "HISTORY.json").write_bytes(history.HISTORY_FILE.read_bytes())
+    earlier = [v["version"] for v in json.loads(history.HISTORY_FILE.read_text())["versions"]]
+    monkeypatch.setattr(ship_mod, "SHIPPED_WEIGHTS", pkg / "hyperprior-v1.pt")
+    monkeypatch.setattr(ship_mod, "MODEL_CARD", pkg / "MODEL_CARD.json")
+    monkeypatch.setattr(history, "HISTORY_FILE", pkg / "HISTORY.json")
+    monkeypatch.setattr(realism_mod, "SHIPPED_REALISM", pkg / "realism-v1.pt")
+    checks, card = gate.run_gate("workspace", VERSION, repo=repo)
+    assert all(c.ok for c in checks) and card is not None
+    assert (pkg / "hyperprior-v1.pt").read_bytes() == weights  # the evaluated bytes, verbatim
+    saved = json.loads((pkg / "MODEL_CARD.json").read_text())
+    assert saved["sha256"] == wsha and saved["experiment"]["name"] == "workspace"
+    assert saved["eval_metrics"] == json.loads((repo / gate.METRICS).read_text())  # what dvc exp show shows
+    assert saved["trained_steps"] == {"transforms": 12000, "entropy": 12000, "post_filter": 14000, "realism": 6106}
+    assert saved["trained_steps_source"]["transforms"].startswith("measured")
+    assert saved["trained_steps_source"]["realism"].startswith("recorded")
+    assert saved["params"]["train"] == {"steps": 500, "trainable": []} and saved["train_config"] == {"lr": 1e-4}
+    assert saved["extends_model_id"] == ckpt["extends_model_id"]
+    assert "## Shipped from an experiment" in (pkg / "MODEL_CARD.md").read_text()
+    entry = json.loads((pkg / "HISTORY.json").read_text())["versions"][-1]
+    assert entry["version"] == VERSION and entry["sha256"] == wsha
+    assert [v["version"] for v in json.loads((pkg / "HISTORY.json").read_text())["versions"][:-1]] == earlier
