@@ -246,3 +246,47 @@ def test_a_passing_gate_ships_the_evaluated_bytes_with_the_experiments_card(tmp_
     entry = json.loads((pkg / "HISTORY.json").read_text())["versions"][-1]
     assert entry["version"] == VERSION and entry["sha256"] == wsha
     assert [v["version"] for v in json.loads((pkg / "HISTORY.json").read_text())["versions"][:-1]] == earlier
+
+
+def test_a_new_realism_decoder_over_the_unchanged_model_ships_alone(tmp_path, monkeypatch):
+    """The weights are the shipped ones (Kodak and class rows skip, BD-rate 0); the realism decoder
+    changed and its table is no worse: only the realism file and its card are written."""
+    from gancodec.realism import ship as realism_ship
+    from gancodec.weights import SHIPPED_WEIGHTS, history
+    from gancodec.weights import realism as realism_mod
+    from gancodec.weights import ship as ship_mod
+    from gancodec.weights.realism import SHIPPED_REALISM
+
+    shipped_sha = hashlib.sha256(SHIPPED_WEIGHTS.read_bytes()).hexdigest()
+    ckpt = torch.load(SHIPPED_REALISM, map_location="cpu", weights_only=True)
+    ckpt["step"] = 7000
+    buf = io.BytesIO()
+    torch.save(ckpt, buf)
+    realism = buf.getvalue()
+    rsha = hashlib.sha256(realism).hexdigest()
+    repo = make_repo(tmp_path, kodak=1.0, classes={"photos": 1.0, "screen": 1.0}, swd=0.045)
+    _write(repo, {gate.CARD: json.dumps({"sha256": shipped_sha, "steps": 11799}),
+                  gate.REALISM_CARD: json.dumps({"sha256": SHIPPED_REALISM_SHA, "base_model_id": ckpt["base_model_id"]})})
+    _write(repo, {k: v.replace(SHIPPED_SHA, shipped_sha) for k, v in _reports(1.0, {"photos": 1.0, "screen": 1.0}, 0.05,
+                                                                             SHIPPED_SHA, SHIPPED_REALISM_SHA).items()})
+    _git(repo, "add", "-A", "--", ".", ":!models")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "shipped: the real weights' sha256")
+    _write(repo, {**_reports(1.0, {"photos": 1.0, "screen": 1.0}, 0.045, shipped_sha, rsha),
+                  gate.WEIGHTS_PIN: f"{shipped_sha}  gancodec.pt\n", gate.REALISM: realism,
+                  gate.REALISM_STAGE_CARD: json.dumps({"sha256": rsha, "base_model_id": ckpt["base_model_id"]})})
+    (repo / gate.WEIGHTS).unlink()  # the package's own file has that sha256
+    pkg = tmp_path / "pkg"
+    pkg.mkdir()
+    monkeypatch.setattr(ship_mod, "SHIPPED_WEIGHTS", SHIPPED_WEIGHTS)  # read only: the realism card names its base
+    monkeypatch.setattr(realism_mod, "SHIPPED_REALISM", pkg / "realism-v1.pt")
+    monkeypatch.setattr(realism_ship, "SHIPPED_REALISM", pkg / "realism-v1.pt")
+    monkeypatch.setattr(realism_ship, "MODEL_CARD", pkg / "MODEL_CARD.json")  # absent: no re-render
+    before = _package_state()
+    checks, card = gate.run_gate("workspace", VERSION, repo=repo)
+    got = _by_name(checks)
+    assert all(c.ok for c in checks), [c for c in checks if not c.ok]
+    assert got["kodak"].status == "skip" and got["kodak"].value == pytest.approx(0.0, abs=1e-9)
+    assert got["realism q1"].status == "pass" and "0.0500 -> 0.0450" in got["realism q1"].detail
+    assert (pkg / "realism-v1.pt").read_bytes() == realism and card["realism"]["sha256"] == rsha
+    assert card["realism"]["checks"]["Kodak (evaluate stage)"]["images"] == IMAGES
+    assert _package_state() == before and history.version_of(shipped_sha[:32])["version"] != VERSION

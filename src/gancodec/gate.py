@@ -439,7 +439,11 @@ def run_gate(exp_name: str, version: str, *, repo: str | Path | None = None, bas
         checks_table = {"Kodak (evaluate stage)": {
             "images": sorted(set(rd.image)) if rd is not None else [], "rows": table.to_dict("records"),
             "check": check(table, codecs), "command": f"dvc exp run ({experiment['name']}): reports/eval/realism.csv"}}
-        rcard = ship_realism(realism_path, notes=note, train_config=exp_realism_card.get("train_config"), checks=checks_table)
+        from .weights import realism as realism_weights
+        from .weights import ship as weights_ship
+
+        rcard = ship_realism(realism_path, notes=note, train_config=exp_realism_card.get("train_config"), checks=checks_table,
+                             base_weights=weights_ship.SHIPPED_WEIGHTS, dest=realism_weights.SHIPPED_REALISM)
         card = card or {"realism": rcard}
     return checks, card
 
