@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench gate clean
 
 setup: $(VENV)/.installed
 
@@ -33,6 +33,11 @@ test: setup
 
 bench: setup
 	$(BIN)/python benchmarks/codec_speed.py
+
+# ship an experiment when it beats the shipped model: make gate EXP=name VERSION=v1.7 [DRY=1] (docs/training.md)
+gate: setup
+	@test -n "$(EXP)" -a -n "$(VERSION)" || { echo "usage: make gate EXP=name VERSION=v1.7 [DRY=1]"; exit 2; }
+	$(BIN)/python -m gancodec.gate --exp $(EXP) --version $(VERSION) $(if $(DRY),--dry-run)
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

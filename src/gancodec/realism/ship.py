@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import io
 import json
 from pathlib import Path
 
@@ -54,8 +55,11 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
     path = Path(path)
     data = path.read_bytes()
     ckpt = parse_realism(path, data)
-    base_id = model_id_of(base_weights.read_bytes())
-    if ckpt.get("base_model_id") != base_id:
+    base_data = base_weights.read_bytes()
+    base_id = model_id_of(base_data)
+    # a model that adds a post-filter to another keeps its streams: that model's realism decoders apply
+    extends = torch.load(io.BytesIO(base_data), map_location="cpu", weights_only=True).get("extends_model_id")
+    if ckpt.get("base_model_id") not in {base_id, extends}:
         raise ModelError(f"{path}: trained for model {ckpt.get('base_model_id')}, but the shipped model ({base_weights}) is "
                          f"{base_id}; train it again with --base {base_weights}")
     cfg = train_config if train_config is not None else (_train_config(path) or dict(ckpt.get("config") or {}))
@@ -73,7 +77,7 @@ def ship_realism(path: str | Path, kodak: dict | None = None, notes: str = "", h
         "summary": summary,
         "arch": ckpt.get("arch", "g_s"),
         "sha256": hashlib.sha256(data).hexdigest(),
-        "base_model_id": base_id,
+        "base_model_id": ckpt["base_model_id"],
         "steps": int(ckpt.get("step", 0)),
         "qualities": ckpt.get("qualities"),
         "train_images": ckpt.get("data"),  # count and digest of the training images' sha256

@@ -141,6 +141,32 @@ RELEASE_HISTORY_LINE = ("Every release of these weights, with its numbers and ho
                         "[CHANGELOG.md](../../../CHANGELOG.md).")
 
 
+def _experiment_markdown(card: dict) -> list[str]:
+    """The card fields the ship gate adds (:mod:`gancodec.gate`): experiment, its gate, steps, params."""
+    exp = card["experiment"]
+    lines = ["", "## Shipped from an experiment", "",
+             f"Experiment `{exp['name']}` (ref `{exp.get('ref') or '-'}`, commit `{exp.get('commit')}`), "
+             f"gated against the model shipped at `{exp.get('baseline_rev')}` by `{exp.get('command')}`.", ""]
+    if card.get("eval_metrics") is not None:
+        lines += ["Evaluate stage (`reports/eval/metrics.json`, as `dvc exp show` lists it):", "", "```json",
+                  json.dumps(card["eval_metrics"], indent=2), "```", ""]
+    if card.get("gate"):
+        lines += ["| check | result | value | detail |", "|---|---|---|---|"]
+        for c in card["gate"]:
+            value = "" if c.get("value") is None else f"{c['value']:+.2f} %"
+            lines.append(f"| {c['name']} | {c['status']} | {value} | {c['detail']} |")
+        lines.append("")
+    if card.get("trained_steps"):
+        source = card.get("trained_steps_source") or {}
+        lines += ["Steps each part has trained, over every run:", "", "| part | steps | source |", "|---|---|---|"]
+        lines += [f"| {k} | {v:,} | {source.get(k, '')} |" for k, v in card["trained_steps"].items()]
+        lines.append("")
+    if card.get("params"):
+        lines += ["The experiment's params (params.yaml sections that made the model):", "", "```json",
+                  json.dumps(card["params"], indent=2), "```"]
+    return lines
+
+
 def render_markdown(card: dict, realism: dict | None = None) -> str:
     """The model card in Markdown; ``realism`` (default: the shipped realism decoder's card, when
     it was trained for this model) adds its section."""
@@ -177,6 +203,8 @@ def render_markdown(card: dict, realism: dict | None = None) -> str:
     if classes:
         lines += ["", "## Per content class (PSNR BD-rate; negative = fewer bits than the anchor)", ""]
         lines += classes_markdown(classes)
+    if card.get("experiment"):
+        lines += _experiment_markdown(card)
     if card.get("notes"):
         lines += ["", "## Notes", "", card["notes"]]
     if realism:
@@ -209,18 +237,30 @@ def with_post_filter(ckpt: dict, source: str, post_filter: str) -> tuple[torch.n
 
 def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: str | None = None,
          wall_time: str | None = None, version: str | None = None, classes: dict | None = None,
-         post_filter: str | None = None) -> dict:
-    """Make ``checkpoint`` the shipped weights (see the module docstring); ``version`` names it in HISTORY.json."""
+         post_filter: str | None = None, *, verbatim: bool = False, train_config: dict | None = None,
+         data: dict | None = None, dvc_lock: dict | None | bool = True, extra: dict | None = None) -> dict:
+    """Make ``checkpoint`` the shipped weights (see the module docstring); ``version`` names it in HISTORY.json.
+
+    ``verbatim``: ``checkpoint`` is an exported weights file (the train stage's ``models/gancodec.pt``)
+    and is shipped byte for byte, so the shipped sha256 is the one its evaluation measured.
+    ``train_config``, ``data`` and ``dvc_lock`` (an entry, or None) replace what is otherwise found
+    beside the checkpoint; ``extra`` adds (or overrides) card fields (:mod:`gancodec.gate`).
+    """
+    from ..errors import ModelError
     from .history import check_version_free
 
     if version is not None:
         check_version_free(version)  # before anything is written
     ckpt = load_checkpoint(checkpoint)
     if post_filter:
+        if verbatim:
+            raise ModelError("--post-filter rebuilds the weights file: it cannot ship one verbatim")
         model, post = with_post_filter(ckpt, checkpoint, post_filter)
     else:
         model, post = model_from_checkpoint(ckpt, checkpoint), {}
-    train_cfg = ckpt.get("train_config") or {}
+    if verbatim and not model.z_prior.tables_ready():
+        raise ModelError(f"{checkpoint}: not an exported weights file (no entropy tables); ship it without verbatim")
+    train_cfg = train_config if train_config is not None else (ckpt.get("train_config") or {})
     previous = None
     if not train_cfg and post and Path(checkpoint).resolve() == SHIPPED_WEIGHTS:
         previous = json.loads(MODEL_CARD.read_text())  # the fidelity model's own training, kept on the new card
@@ -232,11 +272,20 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
             train_cfg = load_checkpoint(last).get("train_config", {})
         elif stage_card.exists():
             train_cfg = json.loads(stage_card.read_text()).get("train", {})
-    origin = provenance(train_cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
+    origin = provenance(train_cfg.get("data_dirs", []) if data is None else [], hardware, wall_time)  # git rev before writing
     if previous is not None:
         origin["data"] = previous.get("data", {})  # what the fidelity model trained on (the post-filter's: post_filter.data)
-    meta = {"extends_model_id": post["extends_model_id"]} if post else {}
-    digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
+    if data is not None:
+        origin["data"] = data
+    if verbatim:
+        raw = Path(checkpoint).read_bytes()
+        atomic_write_bytes(SHIPPED_WEIGHTS, raw)
+        digest = hashlib.sha256(raw).hexdigest()
+        extends = ckpt.get("extends_model_id")
+        post = {"extends_model_id": extends} if isinstance(extends, str) and extends != digest[:32] else {}
+    else:
+        meta = {"extends_model_id": post["extends_model_id"]} if post else {}
+        digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
     card = {
         "name": SHIPPED_WEIGHTS.name,
         "summary": "Variable-rate mean-scale hyperprior" + (" with a checkerboard context model" if model.context is not None else "")
@@ -249,10 +298,11 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         "steps": int(ckpt.get("step", 0)),
         "train_config": train_cfg,
         **origin,
-        "dvc_lock": dvc_lock_entry(checkpoint),
+        "dvc_lock": dvc_lock_entry(checkpoint) if dvc_lock is True else dvc_lock,
         "kodak": kodak,
         "classes": classes,
         "notes": notes,
+        **(extra or {}),
     }
     atomic_write_bytes(MODEL_CARD, (json.dumps(card, indent=2) + "\n").encode())
     atomic_write_bytes(MODEL_CARD.with_suffix(".md"), render_markdown(card).encode())
