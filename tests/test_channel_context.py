@@ -75,7 +75,7 @@ def test_the_entropy_stage_lowers_the_rate_and_resumes(tiny_weights, tmp_path):
         model.gain.log_gain += 4.0
     export_weights(model, base)
     records = []
-    cfg = EntropyTrainConfig(base=base, images=[str(images)], cache_dir=str(tmp_path / "cache"),
+    cfg = EntropyTrainConfig(base=base, images=[str(images)], cache_dir=str(tmp_path / "cache"), compare_every=1,
                              run_dir=str(tmp_path / "run"), crops=16, crop=64, batch_size=8, steps=40,
                              lr=3e-3, warmup=5, log_every=10)
     model, steps = train_entropy(cfg, log=records.append)
