@@ -11,7 +11,7 @@ export DO_NOT_TRACK := 1
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup demo test bench gate clean
+.PHONY: setup demo test bench gate grow clean
 
 setup: $(VENV)/.installed
 
@@ -38,6 +38,11 @@ bench: setup
 gate: setup
 	@test -n "$(EXP)" -a -n "$(VERSION)" || { echo "usage: make gate EXP=name VERSION=v1.7 [DRY=1]"; exit 2; }
 	$(BIN)/python -m gancodec.gate --exp $(EXP) --version $(VERSION) $(if $(DRY),--dry-run)
+
+# the daily growing run: every trained part continues under the grow profile's budgets, in its own
+# worktree, at the lowest priority (scripts/grow.sh; docs/training.md "Growing every day")
+grow: setup
+	PATH=$(abspath $(BIN)):$$PATH scripts/grow.sh
 
 clean:
 	rm -rf $(VENV) demo-out .pytest_cache

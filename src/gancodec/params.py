@@ -41,7 +41,7 @@ import yaml
 
 from .errors import DataError
 
-PROFILES = ("ci", "default", "full")
+PROFILES = ("ci", "default", "grow", "full")
 #: The profiles' overrides, beside the params file: ``{profile: {section: {key: value}}}``.
 PROFILES_FILE = "profiles.yaml"
 
@@ -309,6 +309,37 @@ class TrainParams(Section):
 
 
 @dataclass(frozen=True)
+class EntropyParams(Section):
+    """Stage ``train_entropy``: the channel-conditional context over the frozen transforms, by
+    rate alone on cached latents (:mod:`gancodec.train.entropy`)."""
+
+    SECTION: ClassVar[str] = "entropy"
+    STAGE: ClassVar[str] = "train_entropy"
+    #: base: continue the base model's own channel context (a fresh one when it has none) | fresh
+    init_from: str = "base"
+    steps: int = 0  # total steps of the run (resumes count); 0 = the base model unchanged
+    max_seconds: float = 0.0  # stops a run early; the learning rate follows steps only
+    crops: int = 2048  # cached 256x256 crops, each at one random rate point in [rate_min, rate_max]
+    rate_min: float = 0.0
+    rate_max: float = 7.0
+    batch_size: int = 16
+    lr: float = 3e-4
+    seed: int = 0
+    log_every: int = field(default=50, metadata=UNTRACKED)
+    checkpoint_every_s: float = field(default=120.0, metadata=UNTRACKED)
+
+    def entropy_config(self, train_list: str, base: str, cache_dir: str, run_dir: str):
+        """The library's ``EntropyTrainConfig`` for this section."""
+        from .train.entropy import EntropyTrainConfig
+
+        return EntropyTrainConfig(base=base, images=[train_list], cache_dir=cache_dir, run_dir=run_dir,
+                                  crops=self.crops, rate_min=self.rate_min, rate_max=self.rate_max, steps=self.steps,
+                                  max_seconds=self.max_seconds, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
+                                  fresh=self.init_from == "fresh", log_every=self.log_every,
+                                  checkpoint_every_s=self.checkpoint_every_s)
+
+
+@dataclass(frozen=True)
 class EvaluateParams(Section):
     SECTION: ClassVar[str] = "evaluate"
     qualities: list[float] = field(default_factory=lambda: [1, 2, 3, 4, 5, 6, 7, 8])
@@ -391,4 +422,4 @@ class RealismParams(Section):
 #: Every section, by the dvc.yaml stage that reads it (a new stage's section is added here).
 SECTIONS: dict[str, type[Section]] = {cls.STAGE or cls.SECTION: cls for cls in
                                       (DownloadParams, ValidateParams, SplitParams, SyntheticParams, TrainParams,
-                                       RealismParams, EvaluateParams, ClassesParams, ReportParams)}
+                                       EntropyParams, RealismParams, EvaluateParams, ClassesParams, ReportParams)}

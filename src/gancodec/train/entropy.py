@@ -60,12 +60,13 @@ class EntropyTrainConfig:
     lr_final_fraction: float = 0.1
     warmup: int = 100
     seed: int = 0
+    fresh: bool = False  # start a new channel context even when the base has one
     log_every: int = 50
     compare_every: int = 5  # steps between measurements of the checkerboard's bits (the saving)
     checkpoint_every_s: float = 120.0
 
     #: settings that extend a run rather than define it (a checkpoint made under other values is resumed)
-    EXTENDS = ("steps", "max_seconds", "log_every", "compare_every", "checkpoint_every_s", "run_dir", "cache_dir", "images")
+    EXTENDS = ("steps", "max_seconds", "fresh", "log_every", "compare_every", "checkpoint_every_s", "run_dir", "cache_dir", "images")
 
     def defining(self) -> dict:
         return {k: v for k, v in asdict(self).items() if k not in self.EXTENDS and k != "base"}
@@ -80,13 +81,14 @@ def lr_at(cfg: EntropyTrainConfig, step: int) -> float:
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
 
-def with_channel_context(base: HyperpriorCodec) -> HyperpriorCodec:
-    """The base model with a channel context (its own if it has one; a fresh one, which codes
-    exactly as the base does, otherwise)."""
-    if base.channel_context is not None:
+def with_channel_context(base: HyperpriorCodec, fresh: bool = False) -> HyperpriorCodec:
+    """The base model with a channel context: its own if it has one (unless ``fresh``), else a
+    new one, which codes exactly as the base does."""
+    if base.channel_context is not None and not fresh:
         return base
-    ckpt = {"model_config": base.config.to_dict(), "state_dict": base.state_dict()}
-    return model_from_checkpoint(ckpt, "base", {"context": CONTEXT})
+    state = {k: v for k, v in base.state_dict().items() if not k.startswith("channel_context.")}
+    config = {**base.config.to_dict(), "context": CONTEXT}
+    return model_from_checkpoint({"model_config": config, "state_dict": state}, "base", {"context": CONTEXT})
 
 
 # --- the cache -----------------------------------------------------------------------------
@@ -179,7 +181,7 @@ def train_entropy(cfg: EntropyTrainConfig, log: Callable[[dict], None] | None = 
     log = log or (lambda rec: print(json.dumps(rec), flush=True))
     torch.manual_seed(cfg.seed)
     base_sha256 = sha256_file(cfg.base)
-    model = with_channel_context(model_from_checkpoint(load_checkpoint(cfg.base), cfg.base))
+    model = with_channel_context(model_from_checkpoint(load_checkpoint(cfg.base), cfg.base), cfg.fresh)
     model.requires_grad_(False)
     model.channel_context.requires_grad_(True)
     run = Path(cfg.run_dir)
