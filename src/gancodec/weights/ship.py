@@ -14,7 +14,9 @@ checkout gives it back.
 ``python -m gancodec.realism.detail_loop train --noise-channels 0 --rate-input`` over the
 checkpoint's decodes; docs/training.md) as the model's post-filter. Nothing else changes: the
 file records the checkpoint's model id as ``extends_model_id``, so realism decoders made for it
-still apply.
+still apply. The pipeline's ``train_post_filter`` stage makes such a file itself
+(``models/gancodec.pt``): ship it without ``--post-filter``; its ``extends_model_id`` and
+``trained_steps`` are kept.
 """
 
 from __future__ import annotations
@@ -235,7 +237,10 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
     origin = provenance(train_cfg.get("data_dirs", []), hardware, wall_time)  # git rev before writing tracked files
     if previous is not None:
         origin["data"] = previous.get("data", {})  # what the fidelity model trained on (the post-filter's: post_filter.data)
-    meta = {"extends_model_id": post["extends_model_id"]} if post else {}
+    # a pipeline file (train_post_filter's models/gancodec.pt) keeps the model it extends and its trained_steps
+    meta = {k: ckpt[k] for k in ("extends_model_id", "trained_steps") if ckpt.get(k)}
+    if post:
+        meta["extends_model_id"] = post["extends_model_id"]
     digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
     card = {
         "name": SHIPPED_WEIGHTS.name,
@@ -245,6 +250,7 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         "sha256": digest,
         "model_id": digest[:32],
         "model_config": model.config.to_dict(),
+        **meta,
         **post,
         "steps": int(ckpt.get("step", 0)),
         "train_config": train_cfg,
