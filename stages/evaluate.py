@@ -19,10 +19,10 @@ def _check_pin(weights: str, pin: str) -> None:
         expected = Path(pin).read_text().split()[0]
         actual = hashlib.sha256(Path(weights).read_bytes()).hexdigest()
     except (OSError, IndexError) as exc:
-        raise DataError(f"{weights} / {pin}: cannot read ({exc}); run `dvc pull` or `dvc repro train`") from None
+        raise DataError(f"{weights} / {pin}: cannot read ({exc}); run `dvc pull` or `dvc repro train_post_filter`") from None
     if actual != expected:
         raise DataError(f"{weights}: sha256 {actual[:16]}… is not {expected[:16]}… pinned in {pin}; "
-                        "run `dvc checkout models/gancodec.pt` (or `dvc pull`, `dvc repro train`)")
+                        "run `dvc checkout models/gancodec.pt` (or `dvc pull`, `dvc repro train_post_filter`)")
 
 
 def main(argv=None) -> int:

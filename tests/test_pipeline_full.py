@@ -28,14 +28,21 @@ def _experiments(show: list) -> list[dict]:
 def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeypatch):
     repo, params = ci_repo(tmp_path, scm=True)
 
-    out = _dvc(repo, "repro", timeout=900)  # nine stages, the first run: minutes on 2 busy cores
-    for stage in ("download", "validate", "synthesize", "split", "train", "train_realism", "evaluate",
-                  "evaluate_classes", "report"):
+    out = _dvc(repo, "repro", timeout=900)  # ten stages, the first run: minutes on 2 busy cores
+    for stage in ("download", "validate", "synthesize", "split", "train", "train_post_filter", "train_realism",
+                  "evaluate", "evaluate_classes", "report"):
         assert f"Running stage '{stage}'" in out, out
-    assert out.index("Running stage 'train_realism'") < out.index("Running stage 'evaluate'")
-    assert (repo / "models/gancodec.pt").is_file() and (repo / "models/run/last.pt").is_file()
-    card = json.loads((repo / "models/gancodec.json").read_text())
+    assert out.index("Running stage 'train'") < out.index("Running stage 'train_post_filter'") \
+        < out.index("Running stage 'train_realism'") < out.index("Running stage 'evaluate'")
+    assert (repo / "models/transforms.pt").is_file() and (repo / "models/run/last.pt").is_file()
+    card = json.loads((repo / "models/transforms.json").read_text())
     assert card["steps"] == 12 and card["profile"] == "ci"
+    assert (repo / "models/transforms.sha256").read_text() == f"{card['sha256']}  transforms.pt\n"
+    # the post-filter: 4 steps over train's model, continuing its own filter; that is models/gancodec.pt
+    post = json.loads((repo / "models/gancodec.json").read_text())
+    assert (post["steps"], post["started_at"], post["continued"], post["base_sha256"]) == (4, 0, True, card["sha256"])
+    assert post["trained_steps"]["post_filter"] == 4 and (repo / "models/post-filter-run/last.pt").is_file()
+    assert json.loads((repo / "dvclive/train_post_filter/metrics.json").read_text())["final"]["steps"] == 4
     live = json.loads((repo / "dvclive/train/metrics.json").read_text())
     assert "train" in live and live["train"]["bpp"] > 0
     rd = pd.read_csv(repo / "reports/eval/rd.csv")
@@ -81,6 +88,7 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     changed = _dvc(repo, "repro")
     assert "Running stage 'evaluate'" in changed and "Running stage 'report'" in changed
     assert "Running stage 'train'" not in changed and "Running stage 'validate'" not in changed
+    assert "Running stage 'train_post_filter'" not in changed
 
     # An experiment on a train param: train starts afresh (the persisted models/run/last.pt is the
     # old lambda's run; it used to be resumed at step 12 of 12, training nothing), evaluate follows.
@@ -98,12 +106,13 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     assert keys and all(k.startswith("dvc/files/md5/") for k in keys)
     exp = _dvc(repo, "exp", "run", "-S", "train.lambda=0.013", timeout=600)
     exp_name = re.search(r"Ran experiment\(s\): (\S+)", exp).group(1)
-    for stage in ("train", "evaluate", "report"):
+    for stage in ("train", "train_post_filter", "evaluate", "report"):  # a new base: the post-filter afresh
         assert f"Running stage '{stage}'" in exp, exp
     assert "Stage 'validate' didn't change" in exp and "Running stage 'validate'" not in exp, exp
     assert "not resuming models/run/last.pt" in exp and "lmbda None -> 0.013" in exp, exp
-    card = json.loads((repo / "models/gancodec.json").read_text())
+    card = json.loads((repo / "models/transforms.json").read_text())
     assert card["steps"] == 12 and card["train"]["lmbda"] == 0.013
+    assert json.loads((repo / "models/gancodec.json").read_text())["base_sha256"] == card["sha256"]
     logged = pd.read_csv(repo / "dvclive/train/plots/metrics/train/bpp.tsv", sep="\t")
     assert logged.step.tolist() == [10, 12] and (logged.bpp > 0).all()  # trained, from step 0 (log_every 10)
     diff = json.loads(_dvc(repo, "params", "diff", "--json"))
@@ -128,7 +137,7 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     # its final step (the plots folder dvc.yaml declares); the same weights leave evaluate alone.
     more = _dvc(repo, "exp", "run", "-S", "train.max_seconds=5000")
     assert "Running stage 'train'" in more and "resumed models/run/last.pt at step 12" in more, more
-    assert "Running stage 'evaluate'" not in more, more
+    assert "Running stage 'evaluate'" not in more and "Running stage 'train_post_filter'" not in more, more
     assert pd.read_csv(repo / "dvclive/train/plots/metrics/train/bpp.tsv", sep="\t").step.tolist() == [12]
 
     # Offline plots: the committed template inlines Vega, so the page loads nothing from the network
@@ -154,6 +163,6 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     _dvc(clone, "exp", "pull", "origin", exp_name)
     _dvc(clone, "exp", "apply", exp_name)
     _dvc(clone, "checkout")
+    assert json.loads((clone / "models/transforms.json").read_text())["train"]["lmbda"] == 0.013
     card = json.loads((clone / "models/gancodec.json").read_text())
-    assert card["train"]["lmbda"] == 0.013
     assert hashlib.sha256((clone / "models/gancodec.pt").read_bytes()).hexdigest() == card["sha256"]

@@ -419,7 +419,51 @@ class RealismParams(Section):
                                  threads=self.threads)
 
 
+@dataclass(frozen=True)
+class PostFilterParams(Section):
+    """Stage ``train_post_filter``: the fidelity post-filter (a noise-free, rate-aware detail
+    generator over the frozen base model's decode, v1.6's recipe: docs/training.md) trained on
+    cached crops and attached to the base model (:mod:`gancodec.realism.detail_loop`)."""
+
+    SECTION: ClassVar[str] = "post_filter"
+    STAGE: ClassVar[str] = "train_post_filter"
+    #: shipped (the base model's own post-filter, continued) | scratch | a file (a post-filter
+    #: realism file, or weights holding a post-filter)
+    init_from: str = "shipped"
+    steps: int = 0  # total steps of the run (resumes count); 0 = the base file unchanged
+    max_seconds: float = 0.0  # a wall-clock budget that only stops the run early; 0 = none
+    crops: int = 2048  # cached 256x256 training crops
+    rate_min: float = 0.0  # rate points of the cached crops (quality - 1)
+    rate_max: float = 7.0
+    batch_size: int = 8
+    window: int = 128  # training window inside a cached crop (multiple of 16, <= 192)
+    lr: float = 3e-4
+    seed: int = 0
+    log_every: int = field(default=25, metadata=UNTRACKED)
+    checkpoint_every_s: float = field(default=240.0, metadata=UNTRACKED)
+    threads: int = field(default=0, metadata=UNTRACKED)
+
+    #: v1.6's recipe, fixed: each crop's log MSE (every rate weighs alike), no texture or
+    #: adversarial term, no noise, the rate as an input; width and blocks of a new filter
+    RECIPE: ClassVar[dict] = {"w_mse": 1.0, "w_tex": 0.0, "w_adv": 0.0, "mse_log": True, "noise_channels": 0,
+                              "rate_input": True, "width": 48, "blocks": 4}
+
+    def detail_config(self, train_list: str, base: str, cache_dir: str, run_dir: str, init_from: str | None,
+                      shape: Mapping[str, int] | None = None):
+        """The library's ``DetailTrainConfig`` (``init_from`` a detail file resolved by the caller;
+        ``shape``: the starting filter's width and blocks, when it has other ones than the recipe's)."""
+        from .realism.detail_loop import DetailTrainConfig
+
+        recipe = {**self.RECIPE, **{k: int(v) for k, v in (shape or {}).items() if k in ("width", "blocks")}}
+        return DetailTrainConfig(data_dirs=[train_list], base=base, cache_dir=cache_dir, out_dir=run_dir,
+                                 init_from=init_from, crops=self.crops, rate_min=self.rate_min, rate_max=self.rate_max,
+                                 steps=self.steps, max_seconds=self.max_seconds, batch_size=self.batch_size,
+                                 window=self.window, lr=self.lr, seed=self.seed, log_every=self.log_every,
+                                 checkpoint_every_s=self.checkpoint_every_s, threads=self.threads, **recipe)
+
+
 #: Every section, by the dvc.yaml stage that reads it (a new stage's section is added here).
 SECTIONS: dict[str, type[Section]] = {cls.STAGE or cls.SECTION: cls for cls in
                                       (DownloadParams, ValidateParams, SplitParams, SyntheticParams, TrainParams,
-                                       EntropyParams, RealismParams, EvaluateParams, ClassesParams, ReportParams)}
+                                       EntropyParams, PostFilterParams, RealismParams, EvaluateParams, ClassesParams,
+                                       ReportParams)}

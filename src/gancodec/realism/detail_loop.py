@@ -332,6 +332,7 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
                 adv = F.softplus(-logits.float()).mean()
                 loss = loss + cfg.w_adv * adv
                 rec["adv"] = float(adv.detach())
+            rec["loss"] = float(loss.detach())
             opt_g.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(gen.parameters(), 1.0)

@@ -14,7 +14,9 @@ checkout gives it back.
 ``python -m gancodec.realism.detail_loop train --noise-channels 0 --rate-input`` over the
 checkpoint's decodes; docs/training.md) as the model's post-filter. Nothing else changes: the
 file records the checkpoint's model id as ``extends_model_id``, so realism decoders made for it
-still apply.
+still apply. The pipeline's ``train_post_filter`` stage makes such a file itself
+(``models/gancodec.pt``): ship it without ``--post-filter``; its ``extends_model_id`` and
+``trained_steps`` are kept.
 """
 
 from __future__ import annotations
@@ -284,16 +286,22 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         extends = ckpt.get("extends_model_id")
         post = {"extends_model_id": extends} if isinstance(extends, str) and extends != digest[:32] else {}
     else:
-        meta = {"extends_model_id": post["extends_model_id"]} if post else {}
+        # a pipeline file (train_post_filter's models/gancodec.pt) keeps the model it extends and its trained_steps
+        meta = {k: ckpt[k] for k in ("extends_model_id", "trained_steps") if ckpt.get(k)}
+        if post:
+            meta["extends_model_id"] = post["extends_model_id"]
         digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
     card = {
         "name": SHIPPED_WEIGHTS.name,
-        "summary": "Variable-rate mean-scale hyperprior" + (" with a checkerboard context model" if model.context is not None else "")
+        "summary": "Variable-rate mean-scale hyperprior" + (
+            " with a channel-conditional context over a checkerboard context model" if getattr(model, "channel_context", None) is not None
+            else " with a checkerboard context model" if model.context is not None else "")
                    + (" and a rate-aware post-filter (a small residual CNN over g_s's decode)" if model.post_filter is not None else "")
                    + " (stage 1, MSE). Quality 1..8 interpolates 8 gain-unit rate points.",
         "sha256": digest,
         "model_id": digest[:32],
         "model_config": model.config.to_dict(),
+        **meta,
         **post,
         "steps": int(ckpt.get("step", 0)),
         "train_config": train_cfg,

@@ -1,0 +1,100 @@
+"""The train_post_filter stage script on a tiny model: steps 0 copies the base, runs resume and
+their steps accumulate, a new base rebuilds the cache; and the trained_steps helper."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+
+from gancodec.models import HyperpriorCodec, ModelConfig
+from gancodec.weights import export_weights, load_checkpoint, model_id_of
+from gancodec.weights.steps import accumulate, trained_steps
+
+REPO = Path(__file__).resolve().parents[1]
+POST = {"latent_channels": 24, "width": 8, "blocks": 1, "cond_channels": 16, "noise_channels": 0, "rate_input": 1}
+
+
+def _stage():
+    spec = importlib.util.spec_from_file_location("train_post_filter", REPO / "stages/train_post_filter.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod.main
+
+
+def test_trained_steps_copy_the_base_and_add_or_set_the_part():
+    base = {"trained_steps": {"transforms": 1000, "post_filter": 300}}
+    assert accumulate(base, "post_filter", 50, continued=True) == {"transforms": 1000, "post_filter": 350}
+    assert accumulate(base, "post_filter", 50, continued=False) == {"transforms": 1000, "post_filter": 50}
+    assert accumulate({}, "entropy", 7, continued=True) == {"entropy": 7}  # absent: {}
+    assert trained_steps(None) == {} and base["trained_steps"]["post_filter"] == 300  # the base is not changed
+    with pytest.raises(ValueError, match="unknown part"):
+        accumulate(base, "g_s", 1, continued=True)
+
+
+def _base(path: Path, seed: int, meta: dict | None = None) -> Path:
+    torch.manual_seed(seed)
+    export_weights(HyperpriorCodec(ModelConfig(N=16, M=24, post_filter=tuple(sorted(POST.items())))), path, **(meta or {}))
+    return path
+
+
+def _run(main, tmp: Path, base: Path, steps: int, capsys) -> tuple[dict, str]:
+    (tmp / "params.yaml").write_text(yaml.safe_dump({"profile": "default", "post_filter": {
+        "init_from": "shipped", "steps": steps, "crops": 2, "batch_size": 2, "window": 64, "log_every": 1, "threads": 1}}))
+    rc = main(["--params", str(tmp / "params.yaml"), "--train-list", str(tmp / "train.csv"), "--base", str(base),
+               "--cache", str(tmp / "cache"), "--run", str(tmp / "run"), "--out", str(tmp / "out/gancodec.pt"),
+               "--sha256", str(tmp / "out/gancodec.sha256"), "--live", str(tmp / "live")])
+    out = capsys.readouterr()
+    assert rc == 0, out.out + out.err
+    return json.loads((tmp / "out/gancodec.json").read_text()), out.out
+
+
+@pytest.mark.timeout(120)
+def test_the_stage_copies_resumes_accumulates_and_rebuilds_its_cache(tmp_path, capsys):
+    main = _stage()
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(2):
+        img = (np.indices((288, 288)).sum(0)[..., None] * (i + 1) % 256 + rng.integers(0, 30, (288, 288, 3))).astype(np.uint8)
+        Image.fromarray(img).save(tmp_path / f"im{i}.png")
+        rows.append(f"{tmp_path / f'im{i}.png'}")
+    (tmp_path / "train.csv").write_text("path\n" + "\n".join(rows) + "\n")
+    base = _base(tmp_path / "base.pt", 0, {"trained_steps": {"transforms": 12}})
+
+    card, _ = _run(main, tmp_path, base, 0, capsys)  # steps 0: the base, byte for byte
+    assert (tmp_path / "out/gancodec.pt").read_bytes() == base.read_bytes()
+    assert card["unchanged"] and card["sha256"] == card["base_sha256"] and card["trained_steps"] == {"transforms": 12}
+    assert (tmp_path / "out/gancodec.sha256").read_text().split() == [card["sha256"], "gancodec.pt"]
+
+    card, log = _run(main, tmp_path, base, 2, capsys)
+    assert (card["started_at"], card["steps"], card["continued"]) == (0, 2, True)
+    assert card["trained_steps"] == {"transforms": 12, "post_filter": 2}
+    assert "train_post_filter: step 2" in log and "gain over the fidelity decode" in log
+    shard = tmp_path / "cache/shard-0000.pt"
+    made = shard.stat().st_mtime_ns
+    live = json.loads((tmp_path / "live/metrics.json").read_text())
+    assert live["final"]["steps"] == 2 and "psnr_gain" in live["train"]
+
+    card, _ = _run(main, tmp_path, base, 4, capsys)  # resumes at 2; the steps accumulate
+    assert (card["started_at"], card["steps"]) == (2, 4) and card["trained_steps"]["post_filter"] == 4
+    assert shard.stat().st_mtime_ns == made  # the same base: the cache is kept
+    out = load_checkpoint(tmp_path / "out/gancodec.pt")
+    assert out["trained_steps"] == {"transforms": 12, "post_filter": 4}
+    assert out["extends_model_id"] == model_id_of(base.read_bytes()) and out["model_config"]["post_filter"] == POST
+    trained = {k: v for k, v in out["state_dict"].items() if k.startswith("post_filter.")}
+    before = {k: v for k, v in load_checkpoint(base)["state_dict"].items() if k.startswith("post_filter.")}
+    assert trained.keys() == before.keys() and any(not torch.equal(trained[k], before[k]) for k in trained)
+    assert all(torch.equal(v, load_checkpoint(base)["state_dict"][k])  # the rest of the model is the base's
+               for k, v in out["state_dict"].items() if not k.startswith("post_filter.") and v.is_floating_point())
+
+    other = _base(tmp_path / "base.pt", 1)  # a new base (same path): a new cache, a new run
+    card, log = _run(main, tmp_path, other, 4, capsys)
+    assert (card["started_at"], card["steps"]) == (0, 4) and card["trained_steps"] == {"post_filter": 4}
+    assert json.loads((tmp_path / "cache/cache.json").read_text())["base_model_id"] == model_id_of(other.read_bytes())
+    assert shard.stat().st_mtime_ns != made and "building the cache" in log
