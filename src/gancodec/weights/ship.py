@@ -279,15 +279,16 @@ def ship(checkpoint: str, kodak: dict | None = None, notes: str = "", hardware: 
         origin["data"] = previous.get("data", {})  # what the fidelity model trained on (the post-filter's: post_filter.data)
     if data is not None:
         origin["data"] = data
+    # a pipeline file (train_post_filter's models/gancodec.pt) keeps the model it extends and its trained_steps
+    meta = {k: ckpt[k] for k in ("extends_model_id", "trained_steps") if ckpt.get(k)}
     if verbatim:
+        meta.pop("extends_model_id", None)  # named by `post` below when it is another model's
         raw = Path(checkpoint).read_bytes()
         atomic_write_bytes(SHIPPED_WEIGHTS, raw)
         digest = hashlib.sha256(raw).hexdigest()
         extends = ckpt.get("extends_model_id")
         post = {"extends_model_id": extends} if isinstance(extends, str) and extends != digest[:32] else {}
     else:
-        # a pipeline file (train_post_filter's models/gancodec.pt) keeps the model it extends and its trained_steps
-        meta = {k: ckpt[k] for k in ("extends_model_id", "trained_steps") if ckpt.get(k)}
         if post:
             meta["extends_model_id"] = post["extends_model_id"]
         digest = export_weights(model, SHIPPED_WEIGHTS, step=int(ckpt.get("step", 0)), **meta)
