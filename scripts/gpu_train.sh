@@ -4,14 +4,15 @@
 #   scripts/gpu_train.sh CROPS_DIR OUT_DIR [STAGE1_SECONDS] [STAGE2_SECONDS] [INIT_WEIGHTS] [KODAK_DIR]
 # Stage 1 continues from INIT_WEIGHTS (default: the shipped weights) on the packed crops
 # (python -m gancodec.train.pack), bf16 autocast + torch.compile (retried without compile if
-# that fails), the learning rate decaying over the time budget, and exports
+# that fails), the learning rate decaying over GPU_STEPS1 steps (the schedule follows steps; the
+# time budget only stops the run: an H200 made ~58 steps/s at batch 16, 2026-11-27), and exports
 # OUT_DIR/hyperprior-next.pt (float16, < 16 MiB). Stage 2 freezes that model and trains the
 # realism decoder against the conditional discriminator, exporting OUT_DIR/realism-next.pt +
 # .json (float16, ~3 MB); STAGE2_SECONDS=0 skips it, and STAGE1_SECONDS=0 skips stage 1 (stage 2
 # then trains over INIT_WEIGHTS: a burst for the realism decoder alone). With KODAK_DIR, scripts/device_check.py
 # then encodes there on the GPU and decodes on CPU and GPU (OUT_DIR/device_check.json).
 # Files over 16 MiB (resumable optimiser states) are removed: they cannot come back.
-# Knobs (environment): GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
+# Knobs (environment): GPU_STEPS1 (16000), GPU_DEVICE (cuda), GPU_COMPILE (1), GPU_BATCH (16), GPU_LR (1e-4),
 # GPU_CROP (256), CHECK_LIMIT (8 images), GPU_TRAIN_FLAGS (more stage-1 flags, e.g.
 # "--context checkerboard" to add a context model to weights that have none), GPU_REALISM_FLAGS
 # (more stage-2 flags, e.g. "--rate-max 3 --d-warmup-steps 2000").
@@ -25,7 +26,7 @@ mkdir -p "$out"
 stage1() {  # $1: seconds, $2...: extra flags
     local secs=$1; shift
     "$py" -m gancodec.train --data "$crops" --out "$out/run" --init-from "$init" --max-seconds "$secs" \
-        --steps 1000000 --batch-size "$batch" --crop "$crop" --lr "$lr" --device "$device" \
+        --steps "${GPU_STEPS1:-16000}" --batch-size "$batch" --crop "$crop" --lr "$lr" --device "$device" \
         --checkpoint-every-s 60 --threads 8 ${GPU_TRAIN_FLAGS:-} "$@"
 }
 base="$out/hyperprior-next.pt"

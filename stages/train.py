@@ -30,6 +30,7 @@ from gancodec.train import train
 from gancodec.train.checkpoint import load_checkpoint, model_from_checkpoint
 from gancodec.train.distributed import ranks_from_env
 from gancodec.weights import SHIPPED_WEIGHTS, export_weights
+from gancodec.weights.steps import accumulate
 
 
 def _repo_relative(path: Path) -> str:
@@ -120,7 +121,11 @@ def main(argv=None) -> int:
             shutil.copyfile(init, a.out)
             digest = sha256_file(a.out)
         else:
-            digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)))
+            # the transforms' steps add to the starting file's when it was continued (trained_steps)
+            base_meta = load_checkpoint(init) if init else None
+            steps = accumulate(base_meta, "transforms", int(ckpt.get("step", 0)), continued=bool(init))
+            digest = export_weights(model_from_checkpoint(ckpt, str(weights)), a.out, step=int(ckpt.get("step", 0)),
+                                    trained_steps=steps)
         Path(a.out).with_suffix(".json").write_text(json.dumps(
             {"sha256": digest, "steps": int(ckpt.get("step", 0)), "init_from": prm.init_from,
              "init_sha256": sha256_file(init) if init else None,

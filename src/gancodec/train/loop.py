@@ -34,15 +34,14 @@ from .losses import RDLoss, rate_distortion
 pick_device = resolve_device  # the one device policy (gancodec.device); the name stays for callers
 
 
-def get_lr(cfg: TrainConfig, step: int, elapsed_s: float = 0.0) -> float:
-    """Short warm-up, then cosine decay to lr * lr_final_fraction at cfg.steps or, with a
-    wall-clock budget, at cfg.max_seconds: whichever end comes first sets the progress."""
+def get_lr(cfg: TrainConfig, step: int) -> float:
+    """Short warm-up, then cosine decay to lr * lr_final_fraction at cfg.steps. Steps alone set
+    the progress: a run stopped by its time budget and resumed later (another day, another
+    machine) continues on the same schedule."""
     warmup = 200
     if step < warmup:
         return cfg.lr * (step + 1) / warmup
     progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
-    if cfg.max_seconds:
-        progress = max(progress, min(1.0, elapsed_s / cfg.max_seconds))
     floor = cfg.lr * cfg.lr_final_fraction
     return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
 
@@ -180,7 +179,7 @@ def _train(cfg: TrainConfig, log: Callable[[dict], None], ranks: Ranks, device: 
         if not math.isnan(rec["mse"]):
             rec["psnr"] = psnr_from_mse(max(rec["mse"], 1e-10), peak=1.0)
         elapsed = time.time() - t0
-        log({"step": step, **rec, "lr": get_lr(cfg, step, elapsed), "elapsed_s": round(elapsed, 1)})
+        log({"step": step, **rec, "lr": get_lr(cfg, step), "elapsed_s": round(elapsed, 1)})
         seen.update(loss=0.0, bpp=0.0, mse=0.0, n=0)
 
     # --- the loop -------------------------------------------------------------------------
@@ -196,7 +195,7 @@ def _train(cfg: TrainConfig, log: Callable[[dict], None], ranks: Ranks, device: 
         if cfg.max_seconds and now > cfg.max_seconds:
             break
         for group in optimizer.param_groups:
-            group["lr"] = get_lr(cfg, step, now)
+            group["lr"] = get_lr(cfg, step)
         rd = rd_batch()
         optimizer.zero_grad(set_to_none=True)
         rd.loss.backward()
