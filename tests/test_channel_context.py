@@ -95,3 +95,27 @@ def test_the_entropy_stage_lowers_the_rate_and_resumes(tiny_weights, tmp_path):
     export_weights(model, out)
     img = coffee()
     assert len(gancodec.compress(img, weights=out, fallback=False)) < len(gancodec.compress(img, weights=base, fallback=False))
+
+
+def test_the_entropy_stage_can_train_the_hyper_synthesis_and_checkerboard_too(tiny_weights, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    from PIL import Image
+
+    Image.fromarray(astronaut()).save(images / "a.png")
+    base = str(tmp_path / "base.pt")
+    model = model_from_checkpoint(load_checkpoint(tiny_weights), "t", {"context": "checkerboard"})
+    with torch.no_grad():
+        model.gain.log_gain += 4.0
+    export_weights(model, base)
+    records = []
+    cfg = EntropyTrainConfig(base=base, images=[str(images)], cache_dir=str(tmp_path / "cache"), compare_every=1,
+                             run_dir=str(tmp_path / "run"), crops=8, crop=64, batch_size=8, steps=12, lr=3e-3,
+                             warmup=2, log_every=4, parts=("channel_context", "context", "h_s"))
+    trained, _ = train_entropy(cfg, log=records.append)
+    before = model_from_checkpoint(load_checkpoint(base), "b")
+    assert not torch.equal(trained.h_s[-1].weight, before.h_s[-1].weight)
+    assert torch.equal(trained.g_a[0].weight, before.g_a[0].weight)  # the transforms stay frozen
+    assert [r["saving_pct"] for r in records if "saving_pct" in r][-1] > 0
+    with pytest.raises(ValueError, match="channel_context"):
+        train_entropy(EntropyTrainConfig(**{**cfg.__dict__, "parts": ("h_s",)}))

@@ -324,6 +324,8 @@ class EntropyParams(Section):
     rate_max: float = 7.0
     batch_size: int = 16
     lr: float = 3e-4
+    #: the parts trained by rate: channel_context, and optionally context (the checkerboard) and h_s
+    parts: list[str] = field(default_factory=lambda: ["channel_context"])
     seed: int = 0
     log_every: int = field(default=50, metadata=UNTRACKED)
     checkpoint_every_s: float = field(default=120.0, metadata=UNTRACKED)
@@ -335,7 +337,7 @@ class EntropyParams(Section):
         return EntropyTrainConfig(base=base, images=[train_list], cache_dir=cache_dir, run_dir=run_dir,
                                   crops=self.crops, rate_min=self.rate_min, rate_max=self.rate_max, steps=self.steps,
                                   max_seconds=self.max_seconds, batch_size=self.batch_size, lr=self.lr, seed=self.seed,
-                                  fresh=self.init_from == "fresh", log_every=self.log_every,
+                                  parts=tuple(self.parts), fresh=self.init_from == "fresh", log_every=self.log_every,
                                   checkpoint_every_s=self.checkpoint_every_s)
 
 

@@ -22,6 +22,7 @@ starts afresh.
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import math
 import time
@@ -61,15 +62,19 @@ class EntropyTrainConfig:
     warmup: int = 100
     seed: int = 0
     fresh: bool = False  # start a new channel context even when the base has one
+    #: the parts trained, by rate alone: channel_context, and optionally context (the checkerboard)
+    #: and h_s (the hyper-synthesis: then the hyperprior's parameters are recomputed every step)
+    parts: tuple[str, ...] = ("channel_context",)
     log_every: int = 50
-    compare_every: int = 5  # steps between measurements of the checkerboard's bits (the saving)
+    compare_every: int = 5  # steps between measurements of the base model's bits (the saving)
     checkpoint_every_s: float = 120.0
 
     #: settings that extend a run rather than define it (a checkpoint made under other values is resumed)
     EXTENDS = ("steps", "max_seconds", "fresh", "log_every", "compare_every", "checkpoint_every_s", "run_dir", "cache_dir", "images")
 
     def defining(self) -> dict:
-        return {k: v for k, v in asdict(self).items() if k not in self.EXTENDS and k != "base"}
+        return {k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(self).items()
+                if k not in self.EXTENDS and k != "base"}
 
 
 def lr_at(cfg: EntropyTrainConfig, step: int) -> float:
@@ -95,10 +100,10 @@ def with_channel_context(base: HyperpriorCodec, fresh: bool = False) -> Hyperpri
 
 def build_cache(model: HyperpriorCodec, cfg: EntropyTrainConfig, base_sha256: str,
                 log: Callable[[dict], None] = print) -> Path:
-    """Cache y and the hyperprior's raw (means, scales) of ``cfg.crops`` crops under
+    """Cache y, z_hat and the hyperprior's raw (means, scales) of ``cfg.crops`` crops under
     ``cfg.cache_dir``; kept when it was made from the same base, crops and rates."""
     folder = Path(cfg.cache_dir)
-    key = {"base_sha256": base_sha256, "crops": cfg.crops, "crop": cfg.crop, "rate_min": cfg.rate_min,
+    key = {"version": 2, "base_sha256": base_sha256, "crops": cfg.crops, "crop": cfg.crop, "rate_min": cfg.rate_min,
            "rate_max": cfg.rate_max, "seed": cfg.seed}
     meta = folder / "cache.json"
     if meta.exists() and json.loads(meta.read_text()).get("key") == key:
@@ -119,12 +124,14 @@ def build_cache(model: HyperpriorCodec, cfg: EntropyTrainConfig, base_sha256: st
             n = min(SHARD, cfg.crops - first)
             x = sampler.batch(n)
             rate = torch.empty(n).uniform_(cfg.rate_min, cfg.rate_max, generator=gen)
-            ys, ms, ss = [], [], []
+            ys, zs, ms, ss = [], [], [], []
             for i in range(0, n, 8):
                 y = model.g_a(x[i:i + 8]) * model.gain.gain(rate[i:i + 8])
-                means, scales = model.h_s(torch.round(model.h_a(y))).chunk(2, 1)
-                ys.append(y), ms.append(means), ss.append(scales)
-            shard = {"y": torch.cat(ys), "means": torch.cat(ms), "scales": torch.cat(ss), "rate": rate}
+                z_hat = model.z_prior.quantize(model.h_a(y)).float()
+                means, scales = model.h_s(z_hat).chunk(2, 1)
+                ys.append(y), zs.append(z_hat), ms.append(means), ss.append(scales)
+            shard = {"y": torch.cat(ys), "z_hat": torch.cat(zs), "means": torch.cat(ms), "scales": torch.cat(ss),
+                     "rate": rate}
             torch.save(shard, folder / f"shard-{first // SHARD:04d}.pt")
             log({"event": "cache", "crops": first + n, "of": cfg.crops, "elapsed_s": round(time.time() - t0, 1)})
     atomic_write_bytes(meta, json.dumps({"key": key}, indent=2).encode())
@@ -159,16 +166,18 @@ def smooth_bits(y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> t
 
 
 def rate_bits(model: HyperpriorCodec, y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor,
-              compare: bool = False):
-    """The smooth bits (the loss) and the coded bits of a batch of latents with the channel
-    context, and with ``compare`` those without it (the checkerboard alone; else None), each
+              baseline: tuple | None = None):
+    """The smooth bits (the loss) and the coded bits of a batch of latents under the model's
+    entropy parameters (from the hyperprior's ``means``, ``scales``), and with ``baseline`` =
+    (checkerboard, means, scales) of the base model the coded bits under those (else None), each
     summed over the batch."""
     final_means, final_scales = model.channel_context(y, means, scales, model.context)
     with torch.no_grad():
         coded = _bits(torch.round(y - final_means), final_scales).sum()
         base = None
-        if compare:
-            cb_means, cb_scales = model.context(torch.round(y - means) + means, means, scales)
+        if baseline is not None:
+            context, base_means, base_scales = baseline
+            cb_means, cb_scales = context(torch.round(y - base_means) + base_means, base_means, base_scales)
             base = _bits(torch.round(y - cb_means), cb_scales).sum()
     return smooth_bits(y, final_means, final_scales).sum(), coded, base
 
@@ -182,17 +191,26 @@ def train_entropy(cfg: EntropyTrainConfig, log: Callable[[dict], None] | None = 
     torch.manual_seed(cfg.seed)
     base_sha256 = sha256_file(cfg.base)
     model = with_channel_context(model_from_checkpoint(load_checkpoint(cfg.base), cfg.base), cfg.fresh)
+    unknown = set(cfg.parts) - {"channel_context", "context", "h_s"}
+    if unknown or "channel_context" not in cfg.parts:
+        raise ValueError(f"entropy parts {list(cfg.parts)}: train channel_context, and optionally context and h_s")
     model.requires_grad_(False)
-    model.channel_context.requires_grad_(True)
+    base_context = copy.deepcopy(model.context)  # the base's checkerboard: what the saving is measured against
+    trained = {name: getattr(model, name) for name in cfg.parts}
+    for part in trained.values():
+        part.requires_grad_(True)
     run = Path(cfg.run_dir)
     run.mkdir(parents=True, exist_ok=True)
     resume = run / "last.pt"
-    optimizer = torch.optim.Adam(model.channel_context.parameters(), lr=cfg.lr)
+    optimizer = torch.optim.Adam([p for part in trained.values() for p in part.parameters()], lr=cfg.lr)
     step, origin = 0, f"new run from {cfg.base}"
     if resume.exists():
         ckpt = torch.load(resume, weights_only=True)
-        if ckpt.get("base_sha256") == base_sha256 and ckpt.get("config") == cfg.defining():
-            model.channel_context.load_state_dict(ckpt["channel_context"])
+        saved_config = {"parts": ["channel_context"], **ckpt.get("config", {})}
+        if ckpt.get("base_sha256") == base_sha256 and saved_config == cfg.defining():
+            saved = ckpt.get("parts") or {"channel_context": ckpt["channel_context"]}  # (first checkpoints: no "parts")
+            for name, part in trained.items():
+                part.load_state_dict(saved[name])
             optimizer.load_state_dict(ckpt["optimizer"])
             step, origin = int(ckpt["step"]), f"resumed {resume} at step {ckpt['step']}"
         else:
@@ -200,11 +218,12 @@ def train_entropy(cfg: EntropyTrainConfig, log: Callable[[dict], None] | None = 
     cache = load_cache(build_cache(model, cfg, base_sha256, log))
     n = cache["y"].shape[0]
     pixels = cfg.batch_size * cfg.crop * cfg.crop
-    log({"event": "start", "origin": origin, "crops": n, "params": sum(p.numel() for p in model.channel_context.parameters())})
+    log({"event": "start", "origin": origin, "crops": n, "parts": list(trained),
+         "params": sum(p.numel() for part in trained.values() for p in part.parameters())})
 
     def save() -> None:
         buf = __import__("io").BytesIO()
-        torch.save({"channel_context": model.channel_context.state_dict(), "optimizer": optimizer.state_dict(),
+        torch.save({"parts": {name: part.state_dict() for name, part in trained.items()}, "optimizer": optimizer.state_dict(),
                     "step": step, "base_sha256": base_sha256, "config": cfg.defining()}, buf)
         atomic_write_bytes(resume, buf.getvalue())
 
@@ -213,9 +232,13 @@ def train_entropy(cfg: EntropyTrainConfig, log: Callable[[dict], None] | None = 
     window = {"bpp": 0.0, "compared_bpp": 0.0, "base_bpp": 0.0, "n": 0}
     while step < cfg.steps and not (cfg.max_seconds and time.time() - t0 > cfg.max_seconds):
         idx = torch.randint(0, n, (cfg.batch_size,), generator=gen)
-        compare = (step + 1) % cfg.compare_every == 0  # the checkerboard's bits cost a third of a step
-        bits, coded_bits, base_bits = rate_bits(model, cache["y"][idx], cache["means"][idx], cache["scales"][idx],
-                                                compare)
+        compare = (step + 1) % cfg.compare_every == 0  # the base model's bits cost a third of a step
+        if "h_s" in trained:  # the hyperprior's parameters move with h_s
+            means, scales = model.h_s(cache["z_hat"][idx]).chunk(2, 1)
+        else:
+            means, scales = cache["means"][idx], cache["scales"][idx]
+        baseline = (base_context, cache["means"][idx], cache["scales"][idx]) if compare else None
+        bits, coded_bits, base_bits = rate_bits(model, cache["y"][idx], means, scales, baseline)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(cfg, step)
         optimizer.zero_grad(set_to_none=True)
@@ -251,8 +274,10 @@ def main(argv=None) -> int:
                  "lr", "seed", "log_every"):
         p.add_argument("--" + name.replace("_", "-").removesuffix("-dir"), dest=name,
                        type=type(getattr(defaults, name)), default=getattr(defaults, name))
+    p.add_argument("--parts", nargs="+", default=list(defaults.parts), help="channel_context [context] [h_s]")
     a = vars(p.parse_args(argv))
     out = a.pop("out")
+    a["parts"] = tuple(a["parts"])
     cfg = EntropyTrainConfig(**a)
     from ..weights import export_weights
 
