@@ -33,7 +33,8 @@ from dvclive import Live
 
 from gancodec.errors import DataError, GancodecError
 from gancodec.params import PostFilterParams
-from gancodec.realism.detail_loop import build_cache, train_detail
+from gancodec.models import model_from_checkpoint
+from gancodec.realism.detail_loop import build_cache, decoder_digest, train_detail
 from gancodec.weights import export_weights, load_checkpoint, model_id_of
 from gancodec.weights.realism import export_detail
 from gancodec.weights.ship import with_post_filter
@@ -169,9 +170,11 @@ def main(argv=None) -> int:
                 if not kept:
                     print(f"{STAGE}: building the cache in {cache} (made for another base model or crops)", flush=True)
                 build_cache(cfg, log=_progress, replace_stale=True)
-                # The run: train_detail restarts one made over another base or with other settings;
-                # a starting file with other content (same path) is another run too
-                _keyed(run, {"base_sha256": base_sha, "init_from": prm.init_from, "init_sha256": origin},
+                # The run: train_detail restarts one made over another decoder or with other settings;
+                # a starting file with other content (same path) is another run too. A base whose
+                # entropy model alone changed (train_entropy growing) keeps its decoder: the run goes on
+                decoder = decoder_digest(model_from_checkpoint(base_ckpt, a.base))
+                _keyed(run, {"decoder_sha256": decoder, "init_from": prm.init_from, "init_sha256": origin},
                        lambda: (run / "last.pt").unlink(missing_ok=True))
                 started = None
 

@@ -93,6 +93,15 @@ def test_the_stage_copies_resumes_accumulates_and_rebuilds_its_cache(tmp_path, c
     assert all(torch.equal(v, load_checkpoint(base)["state_dict"][k])  # the rest of the model is the base's
                for k, v in out["state_dict"].items() if not k.startswith("post_filter.") and v.is_floating_point())
 
+    # the same decoder under another entropy model (train_entropy grew it): a new cache, the run goes on
+    ckpt = load_checkpoint(base)
+    state = {k: (v + 0.01 if k.startswith("h_s.") and v.is_floating_point() else v) for k, v in ckpt["state_dict"].items()}
+    regrown = tmp_path / "regrown.pt"
+    torch.save({**ckpt, "state_dict": state}, regrown)
+    card, log = _run(main, tmp_path, regrown, 6, capsys)
+    assert (card["started_at"], card["steps"]) == (4, 6) and "building the cache" in log
+    made = shard.stat().st_mtime_ns
+
     other = _base(tmp_path / "base.pt", 1)  # a new base (same path): a new cache, a new run
     card, log = _run(main, tmp_path, other, 4, capsys)
     assert (card["started_at"], card["steps"]) == (0, 4) and card["trained_steps"] == {"post_filter": 4}

@@ -95,6 +95,18 @@ def _base(cfg: DetailTrainConfig):
     return path, model_id_of(path.read_bytes()), base
 
 
+def decoder_digest(model) -> str:
+    """sha256 of what a generator over the fidelity decode is trained to follow: g_s and the gains.
+
+    A base model whose entropy model changed (the train_entropy stage, growing every day) keeps
+    its decoder, so a run over it resumes; its cache, keyed by the whole model, is remade."""
+    h = hashlib.sha256()
+    for name, t in sorted(model.state_dict().items()):
+        if name.split(".")[0] in ("g_s", "gain"):
+            h.update(name.encode() + b"\0" + t.detach().cpu().float().numpy().tobytes())
+    return h.hexdigest()
+
+
 def data_digest(paths: list[Path]) -> dict:
     """The training images' sha256, folded into one digest (and their count)."""
     h = hashlib.sha256()
@@ -229,7 +241,7 @@ def _windows(cache: dict, idx: torch.Tensor, window: int, rng: np.random.Generat
 
 
 #: settings that do not change what a run makes: a resumed run may change them
-_RUN_ONLY = {"steps", "max_seconds", "threads", "checkpoint_every_s", "log_every", "out_dir", "cache_dir", "data_dirs", "crops",
+_RUN_ONLY = {"steps", "max_seconds", "threads", "checkpoint_every_s", "log_every", "out_dir", "cache_dir", "data_dirs", "crops", "base",
              "amp"}
 
 
@@ -258,16 +270,21 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
     opt_g = torch.optim.Adam(gen.parameters(), lr=cfg.lr, betas=(0.5, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
     resume, step = out / "last.pt", 0
+    decoder = decoder_digest(base)
+
+    def made_for_this_base(ck: dict) -> bool:  # the same model, or one with the same decoder
+        return ck["base_model_id"] == base_id or ck.get("decoder_sha256") == decoder
+
     if resume.exists() and restart_stale:
         ck = torch.load(resume, map_location="cpu", weights_only=True)
         same = {k: v for k, v in ck.get("config", {}).items() if k not in _RUN_ONLY} == \
             {k: v for k, v in cfg.to_dict().items() if k not in _RUN_ONLY}
-        if ck["base_model_id"] != base_id or not same:
+        if not made_for_this_base(ck) or not same:
             resume.unlink()
             log({"event": "restart", "why": "last.pt was made for another base model or other settings"})
     if resume.exists():
         ck = torch.load(resume, map_location="cpu", weights_only=True)
-        if ck["base_model_id"] != base_id:
+        if not made_for_this_base(ck):
             raise ValueError(f"{resume} was trained on model {ck['base_model_id']}, not {base_id}; use another out_dir")
         gen.load_state_dict(ck["generator"]); disc.load_state_dict(ck["discriminator"])
         opt_g.load_state_dict(ck["opt_g"]); opt_d.load_state_dict(ck["opt_d"])
@@ -290,7 +307,8 @@ def train_detail(cfg: DetailTrainConfig, log: Callable[[dict], None] | None = No
 
     def checkpoint(at: int) -> str:
         buf = io.BytesIO()
-        torch.save({"base_model_id": base_id, "step": at, "config": cfg.to_dict(), "generator": gen.state_dict(),
+        torch.save({"base_model_id": base_id, "decoder_sha256": decoder, "step": at, "config": cfg.to_dict(),
+                    "generator": gen.state_dict(),
                     "discriminator": disc.state_dict(), "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict()}, buf)
         atomic_write_bytes(resume, buf.getvalue())
         return export_detail(gen, base_id, out / "realism.pt", step=at, base=str(base_path),
