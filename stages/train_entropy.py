@@ -22,7 +22,7 @@ from gancodec.data.download import sha256_file
 from gancodec.errors import DataError, GancodecError
 from gancodec.params import EntropyParams
 from gancodec.train.entropy import train_entropy
-from gancodec.weights import export_weights, load_checkpoint
+from gancodec.weights import export_weights, load_checkpoint, model_id_of
 from gancodec.weights.steps import accumulate
 
 
@@ -75,7 +75,10 @@ def main(argv=None) -> int:
             continued = prm.init_from == "base" and model.channel_context is not None and \
                 base_meta["model_config"].get("context") == "channel-checkerboard"
             trained = accumulate(base_meta, "entropy", steps, continued)
-            export_weights(model, out, step=steps, trained_steps=trained)
+            # g_s is the base's: realism decoders made for the base (or the model it extends) still apply
+            extends = base_meta.get("extends_model_id") or model_id_of(Path(a.base).read_bytes())
+            export_weights(model, out, step=int(base_meta.get("step", 0)), trained_steps=trained,
+                           extends_model_id=extends)
         digest = sha256_file(out)
         out.with_suffix(".json").write_text(json.dumps(
             {"sha256": digest, "steps": steps, "trained_steps": trained, "init_from": prm.init_from,

@@ -119,3 +119,43 @@ def test_the_entropy_stage_can_train_the_hyper_synthesis_and_checkerboard_too(ti
     assert [r["saving_pct"] for r in records if "saving_pct" in r][-1] > 0
     with pytest.raises(ValueError, match="channel_context"):
         train_entropy(EntropyTrainConfig(**{**cfg.__dict__, "parts": ("h_s",)}))
+
+
+def test_the_train_entropy_stage_copies_at_0_steps_and_carries_trained_steps(tiny_weights, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+    from PIL import Image
+
+    from gancodec.weights import model_id_of
+
+    spec = importlib.util.spec_from_file_location("train_entropy", Path(__file__).parents[1] / "stages/train_entropy.py")
+    stage = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(stage)
+    Image.fromarray(coffee()).save(tmp_path / "a.png")
+    (tmp_path / "train.csv").write_text(f"path\n{tmp_path / 'a.png'}\n")
+    base = tmp_path / "base.pt"
+    model = model_from_checkpoint(load_checkpoint(tiny_weights), "t", {"context": "checkerboard"})
+    with torch.no_grad():
+        model.gain.log_gain += 4.0
+    export_weights(model, base, trained_steps={"transforms": 12})
+
+    def run(steps: int) -> dict:
+        (tmp_path / "params.yaml").write_text(yaml.safe_dump({"profile": "default", "entropy": {
+            "init_from": "base", "steps": steps, "crops": 8, "batch_size": 4, "log_every": 1}}))
+        rc = stage.main(["--params", str(tmp_path / "params.yaml"), "--train-list", str(tmp_path / "train.csv"),
+                         "--base", str(base), "--cache", str(tmp_path / "cache"), "--run", str(tmp_path / "run"),
+                         "--out", str(tmp_path / "out/entropy.pt"), "--sha256", str(tmp_path / "out/entropy.sha256"),
+                         "--live", str(tmp_path / "live")])
+        assert rc == 0, capsys.readouterr().err
+        return json.loads((tmp_path / "out/entropy.json").read_text())
+
+    card = run(0)
+    assert (tmp_path / "out/entropy.pt").read_bytes() == base.read_bytes() and card["trained_steps"] == {"transforms": 12}
+    card = run(3)
+    out = load_checkpoint(tmp_path / "out/entropy.pt")
+    assert card["steps"] == 3 and out["trained_steps"] == {"transforms": 12, "entropy": 3}
+    assert out["model_config"]["context"] == "channel-checkerboard"
+    assert out["extends_model_id"] == model_id_of(base.read_bytes())  # realism decoders of the base still apply
+    assert (tmp_path / "out/entropy.sha256").read_text().split()[0] == card["sha256"]
