@@ -22,6 +22,7 @@ modules pass by pass in float64 on the CPU (:class:`~gancodec.models.coder.Laten
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from ..entropy.gaussian import SCALE_MIN
@@ -44,6 +45,24 @@ class SliceRefiner(nn.Module):
     def forward(self, residuals: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         log_scales = torch.log(scales.clamp_min(SCALE_MIN))
         delta_means, delta_log_scales = self.mix(torch.cat([means, log_scales, self.context(residuals)], 1)).chunk(2, 1)
+        return means + delta_means, torch.exp(log_scales + delta_log_scales)
+
+    def at(self, residuals: torch.Tensor, means: torch.Tensor, scales: torch.Tensor, rows: torch.Tensor,
+           cols: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """:meth:`forward` for one latent at some positions only, as matrix products (the coder's
+        float64 path): ``residuals`` (C, h, w), ``means``/``scales`` (G, P) at the P positions
+        (``rows``, ``cols``); returns the refined (G, P)."""
+        C, h, w = residuals.shape
+        padded = F.pad(residuals, (1, 1, 1, 1)).reshape(C, -1)
+        index = torch.stack([(rows + 1 + dy) * (w + 2) + cols + 1 + dx for dy in (-1, 0, 1) for dx in (-1, 0, 1)], 1)
+        taps = padded[:, index.reshape(-1)].reshape(C, -1, 9).permute(0, 2, 1).reshape(C * 9, -1)  # (C*9, P)
+        weight = self.context.weight  # (H, C, 3, 3): its (C, ky, kx) order is the taps' order
+        x = torch.addmm(self.context.bias.unsqueeze(1), weight.reshape(weight.shape[0], -1), taps)
+        log_scales = torch.log(scales.clamp_min(SCALE_MIN))
+        x = torch.cat([means, log_scales, x], 0)
+        for layer in self.mix:  # the 1x1 convolutions
+            x = torch.addmm(layer.bias.unsqueeze(1), layer.weight[:, :, 0, 0], x) if isinstance(layer, nn.Conv2d) else layer(x)
+        delta_means, delta_log_scales = x.chunk(2, 0)
         return means + delta_means, torch.exp(log_scales + delta_log_scales)
 
 
@@ -77,6 +96,10 @@ class ChannelContext(nn.Module):
         if s == 0:
             return means, scales
         return self.non_anchor_refiners[s - 1](residuals[:, : s * self.slice_channels], means, scales)
+
+    def refiner(self, s: int, anchors: bool) -> SliceRefiner | None:
+        """Slice s's refiner for its anchor or non-anchor pass (None for slice 0: no refinement)."""
+        return None if s == 0 else (self.anchor_refiners if anchors else self.non_anchor_refiners)[s - 1]
 
     def forward(self, y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor,
                 checkerboard: CheckerboardContext) -> tuple[torch.Tensor, torch.Tensor]:

@@ -65,65 +65,62 @@ class LatentCoder:
         """Run the coding passes of this model's context in order: the one place where the
         encoder and the decoder derive the tables, so they cannot disagree.
 
-        ``code_pass(positions, indexes, means)`` codes the flat positions (channel, row, column
-        raster) of one pass, given every position's scale-table indexes (int64, M x h x w) and
-        snapped means (float64, 1 x M x h x w), of which it reads only ``positions``, and returns
-        their residuals (int64). Returns every position's indexes and snapped means as coded."""
+        ``code_pass(positions, indexes, means)`` codes one pass: the flat positions (channel, row,
+        column raster, ascending) with their scale-table indexes (int64) and snapped means
+        (float64), and returns their residuals (int64). Returns every position's indexes
+        (M x h x w) and snapped means (1 x M x h x w) as coded."""
         indexes, means = self._tables(raw_means, raw_scales)
         if self.context64 is None:
-            code_pass(np.arange(indexes.size), indexes, means)
+            code_pass(np.arange(indexes.size), indexes.ravel(), means.ravel())
             return indexes, means
         h, w = indexes.shape[-2:]
-        anchors = anchor_mask(h, w, dtype=torch.bool)[0]
-        if self.channel64 is None:
-            q = np.zeros(indexes.size, dtype=np.int64)
-            first, second = self._checkerboard_passes(h, w)
-            q[first] = code_pass(first, indexes, means)
-            # the anchors as coded, then every position's tables from them
-            y_hat = torch.from_numpy(q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0) + means
-            indexes, means = self._tables(*self.context64.at_non_anchors(y_hat, raw_means, raw_scales))
-            code_pass(second, indexes, means)
-            return indexes, means
-        return self._channel_schedule(raw_means, raw_scales, anchors, code_pass)
+        if self.channel64 is not None:
+            return self._channel_schedule(raw_means, raw_scales, code_pass)
+        q = np.zeros(indexes.size, dtype=np.int64)
+        first, second = self._checkerboard_passes(h, w)
+        q[first] = code_pass(first, indexes.ravel()[first], means.ravel()[first])
+        # the anchors as coded, then every position's tables from them
+        y_hat = torch.from_numpy(q.reshape(indexes.shape)).to(torch.float64).unsqueeze(0) + means
+        indexes, means = self._tables(*self.context64.at_non_anchors(y_hat, raw_means, raw_scales))
+        code_pass(second, indexes.ravel()[second], means.ravel()[second])
+        return indexes, means
 
     def _checkerboard_passes(self, h: int, w: int) -> tuple[np.ndarray, np.ndarray]:
         anchors = np.broadcast_to(anchor_mask(h, w, dtype=torch.bool)[0].numpy(), (self.M, h, w)).ravel()
         return np.flatnonzero(anchors), np.flatnonzero(~anchors)
 
-    def _channel_schedule(self, raw_means, raw_scales, anchors, code_pass):
+    def _channel_schedule(self, raw_means: torch.Tensor, raw_scales: torch.Tensor, code_pass):
         """2S passes (gancodec.models.channel_context): each slice's anchors, then each slice's
-        non-anchors, every pass's tables from what the passes before it decoded."""
-        cc = self.channel64
-        M, (h, w) = self.M, raw_means.shape[-2:]
-        residuals = torch.zeros_like(raw_means)  # y_hat - raw means where decoded, 0 elsewhere
-        all_indexes = np.zeros((M, h, w), dtype=np.int64)
-        all_means = torch.zeros_like(raw_means)
-        plane = np.arange(h * w).reshape(h, w)
-        anchor_cells, other_cells = plane[anchors[0].numpy()], plane[~anchors[0].numpy()]
+        non-anchors, every pass's tables from what the passes before it decoded. Works on
+        (channels, positions) matrices: each pass computes its own positions only."""
+        cc, M, (h, w) = self.channel64, self.M, raw_means.shape[-2:]
+        raw_m, raw_s = raw_means[0].reshape(M, -1), raw_scales[0].reshape(M, -1)
+        residuals = torch.zeros_like(raw_m)  # y_hat - raw means where decoded, 0 elsewhere
+        all_indexes = np.zeros((M, h * w), dtype=np.int64)
+        all_means = torch.zeros_like(raw_m)
+        anchors = anchor_mask(h, w, dtype=torch.bool)[0, 0].reshape(-1)
+        cells = {True: torch.nonzero(anchors)[:, 0], False: torch.nonzero(~anchors)[:, 0]}
 
-        def run(s: int, means: torch.Tensor, scales: torch.Tensor, cells: np.ndarray, keep: torch.Tensor) -> None:
-            c = cc.slice(s)
-            indexes, snapped = self._tables(means, scales)
-            full_indexes = np.zeros((M, h, w), dtype=np.int64)
-            full_indexes[c] = indexes
-            full_means = torch.zeros_like(raw_means)
-            full_means[:, c] = snapped
-            positions = (np.arange(c.start, c.stop)[:, None] * (h * w) + cells[None, :]).ravel()
-            q = np.zeros(M * h * w, dtype=np.int64)
-            q[positions] = code_pass(positions, full_indexes, full_means)
-            decoded = torch.from_numpy(q.reshape(M, h, w)[c]).to(torch.float64).unsqueeze(0) + snapped
-            residuals[:, c] = torch.where(keep, decoded - raw_means[:, c], residuals[:, c])
-            all_indexes[c] = np.where(keep.numpy(), indexes, all_indexes[c])
-            all_means[:, c] = torch.where(keep, snapped, all_means[:, c])
+        def run(s: int, anchor_pass: bool, means: torch.Tensor, scales: torch.Tensor) -> None:
+            c, p = cc.slice(s), cells[anchor_pass]
+            refiner = cc.refiner(s, anchor_pass)
+            if refiner is not None:
+                means, scales = refiner.at(residuals[: c.start].reshape(-1, h, w), means, scales, p // w, p % w)
+            indexes, snapped = self._tables(means.unsqueeze(0), scales.unsqueeze(0))
+            indexes, snapped = indexes.reshape(len(range(c.start, c.stop)), -1), snapped[0]
+            positions = (np.arange(c.start, c.stop)[:, None] * (h * w) + p.numpy()[None, :]).ravel()
+            q = code_pass(positions, indexes.ravel(), snapped.reshape(-1))
+            residuals[c, p] = torch.from_numpy(q.reshape(indexes.shape)).to(torch.float64) + snapped - raw_m[c][:, p]
+            all_indexes[c, p.numpy()] = indexes
+            all_means[c, p] = snapped
 
         for s in range(cc.slices):
-            c = cc.slice(s)
-            run(s, *cc.refine_anchors(s, residuals, raw_means[:, c], raw_scales[:, c]), anchor_cells, anchors)
-        cb_means, cb_scales = self.context64.at_non_anchors(raw_means + residuals, raw_means, raw_scales)
+            run(s, True, raw_m[cc.slice(s)][:, cells[True]], raw_s[cc.slice(s)][:, cells[True]])
+        cb_means, cb_scales = self.context64.at_non_anchors((raw_m + residuals).reshape(1, M, h, w), raw_means, raw_scales)
+        cb_m, cb_s = cb_means[0].reshape(M, -1), cb_scales[0].reshape(M, -1)
         for s in range(cc.slices):
-            c = cc.slice(s)
-            run(s, *cc.refine_non_anchors(s, residuals, cb_means[:, c], cb_scales[:, c]), other_cells, ~anchors)
-        return all_indexes, all_means
+            run(s, False, cb_m[cc.slice(s)][:, cells[False]], cb_s[cc.slice(s)][:, cells[False]])
+        return all_indexes.reshape(M, h, w), all_means.reshape(1, M, h, w)
 
     @torch.no_grad()
     def quantisation(self, y: torch.Tensor, hyper_analysis=None) -> tuple[torch.Tensor, np.ndarray, torch.Tensor, np.ndarray]:
@@ -149,12 +146,11 @@ class LatentCoder:
         flat_q = np.zeros(self.M * h * w, dtype=np.int64)
 
         def code_pass(positions: np.ndarray, indexes: np.ndarray, means: torch.Tensor) -> np.ndarray:
-            flat_index = indexes.ravel()[positions]
-            q = torch.round(y64.ravel()[positions] - means.ravel()[positions]).numpy().astype(np.int64)
-            tails = GaussianConditional.tails(flat_index)
+            q = torch.round(y64.ravel()[positions] - means).numpy().astype(np.int64)
+            tails = GaussianConditional.tails(indexes)
             flat_q[positions] = q = np.clip(q, -tails, tails)
             if encoder is not None:
-                GaussianConditional.compress(q, flat_index, encoder)
+                GaussianConditional.compress(q, indexes, encoder)
             return q
 
         indexes, means = self._schedule(raw_means, raw_scales, code_pass)
@@ -186,7 +182,7 @@ class LatentCoder:
         flat_q = np.zeros(self.M * h * w, dtype=np.int64)
 
         def code_pass(positions: np.ndarray, indexes: np.ndarray, means: torch.Tensor) -> np.ndarray:
-            flat_q[positions] = q = GaussianConditional.decompress(decoder, indexes.ravel()[positions])
+            flat_q[positions] = q = GaussianConditional.decompress(decoder, indexes)
             return q
 
         try:
