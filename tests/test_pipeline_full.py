@@ -29,18 +29,23 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     repo, params = ci_repo(tmp_path, scm=True)
 
     out = _dvc(repo, "repro", timeout=900)  # ten stages, the first run: minutes on 2 busy cores
-    for stage in ("download", "validate", "synthesize", "split", "train", "train_post_filter", "train_realism",
-                  "evaluate", "evaluate_classes", "report"):
+    for stage in ("download", "validate", "synthesize", "split", "train", "train_entropy", "train_post_filter",
+                  "train_realism", "evaluate", "evaluate_classes", "report"):
         assert f"Running stage '{stage}'" in out, out
-    assert out.index("Running stage 'train'") < out.index("Running stage 'train_post_filter'") \
-        < out.index("Running stage 'train_realism'") < out.index("Running stage 'evaluate'")
+    assert out.index("Running stage 'train'") < out.index("Running stage 'train_entropy'") \
+        < out.index("Running stage 'train_post_filter'") < out.index("Running stage 'train_realism'") \
+        < out.index("Running stage 'evaluate'")
     assert (repo / "models/transforms.pt").is_file() and (repo / "models/run/last.pt").is_file()
     card = json.loads((repo / "models/transforms.json").read_text())
     assert card["steps"] == 12 and card["profile"] == "ci"
     assert (repo / "models/transforms.sha256").read_text() == f"{card['sha256']}  transforms.pt\n"
-    # the post-filter: 4 steps over train's model, continuing its own filter; that is models/gancodec.pt
+    # the entropy model: a fresh channel context, 6 steps over train's model, by rate alone
+    entropy = json.loads((repo / "models/entropy.json").read_text())
+    assert (entropy["steps"], entropy["base_sha256"]) == (6, card["sha256"]) and entropy["trained_steps"]["entropy"] == 6
+    assert (repo / "models/entropy-run/last.pt").is_file() and (repo / "models/entropy-cache/cache.json").is_file()
+    # the post-filter: 4 steps over that model, continuing its own filter; that is models/gancodec.pt
     post = json.loads((repo / "models/gancodec.json").read_text())
-    assert (post["steps"], post["started_at"], post["continued"], post["base_sha256"]) == (4, 0, True, card["sha256"])
+    assert (post["steps"], post["started_at"], post["continued"], post["base_sha256"]) == (4, 0, True, entropy["sha256"])
     assert post["trained_steps"]["post_filter"] == 4 and (repo / "models/post-filter-run/last.pt").is_file()
     assert json.loads((repo / "dvclive/train_post_filter/metrics.json").read_text())["final"]["steps"] == 4
     live = json.loads((repo / "dvclive/train/metrics.json").read_text())
@@ -106,13 +111,15 @@ def test_dvc_repro_ci_profile_end_to_end(tmp_path, s3_bucket, s3_client, monkeyp
     assert keys and all(k.startswith("dvc/files/md5/") for k in keys)
     exp = _dvc(repo, "exp", "run", "-S", "train.lambda=0.013", timeout=600)
     exp_name = re.search(r"Ran experiment\(s\): (\S+)", exp).group(1)
-    for stage in ("train", "train_post_filter", "evaluate", "report"):  # a new base: the post-filter afresh
+    for stage in ("train", "train_entropy", "train_post_filter", "evaluate", "report"):  # a new base: both afresh
         assert f"Running stage '{stage}'" in exp, exp
     assert "Stage 'validate' didn't change" in exp and "Running stage 'validate'" not in exp, exp
     assert "not resuming models/run/last.pt" in exp and "lmbda None -> 0.013" in exp, exp
     card = json.loads((repo / "models/transforms.json").read_text())
     assert card["steps"] == 12 and card["train"]["lmbda"] == 0.013
-    assert json.loads((repo / "models/gancodec.json").read_text())["base_sha256"] == card["sha256"]
+    entropy = json.loads((repo / "models/entropy.json").read_text())
+    assert entropy["base_sha256"] == card["sha256"]
+    assert json.loads((repo / "models/gancodec.json").read_text())["base_sha256"] == entropy["sha256"]
     logged = pd.read_csv(repo / "dvclive/train/plots/metrics/train/bpp.tsv", sep="\t")
     assert logged.step.tolist() == [10, 12] and (logged.bpp > 0).all()  # trained, from step 0 (log_every 10)
     diff = json.loads(_dvc(repo, "params", "diff", "--json"))
