@@ -6,7 +6,7 @@
 # (python -m gancodec.train.pack), bf16 autocast + torch.compile (retried without compile if
 # that fails), the learning rate decaying over GPU_STEPS1 steps (the schedule follows steps; the
 # time budget only stops the run: an H200 made ~58 steps/s at batch 16, 2026-11-27), and exports
-# OUT_DIR/hyperprior-next.pt (float16, < 16 MiB). Stage 2 freezes that model and trains the
+# OUT_DIR/hyperprior-next.pt (float16; split into 15 MiB parts when over 16 MiB). Stage 2 freezes that model and trains the
 # realism decoder against the conditional discriminator, exporting OUT_DIR/realism-next.pt +
 # .json (float16, ~3 MB); STAGE2_SECONDS=0 skips it, and STAGE1_SECONDS=0 skips stage 1 (stage 2
 # then trains over INIT_WEIGHTS: a burst for the realism decoder alone). With KODAK_DIR, scripts/device_check.py
@@ -47,6 +47,11 @@ ck = load_checkpoint(f"{out}/run/model.pt")
 print("exported", export_weights(model_from_checkpoint(ck), f"{out}/hyperprior-next.pt", step=int(ck["step"])))
 PY
 rm -f "$out/run/last.pt" "$out/run/model.pt"  # 84 MB / 28 MB: over the 16 MiB a file that comes back
+# a weights file with a channel context (v1.7 on) is ~17.8 MB: it comes back in 15 MiB parts
+# (cat hyperprior-next.pt.part-* > hyperprior-next.pt; the sha256 it printed above checks it)
+if [[ $(stat -c %s "$out/hyperprior-next.pt") -gt $((16 * 1024 * 1024)) ]]; then
+    split -b 15M "$out/hyperprior-next.pt" "$out/hyperprior-next.pt.part-" && rm "$out/hyperprior-next.pt"
+fi
 else
     base="$init"  # no stage 1: the realism decoder trains over the given weights
 fi

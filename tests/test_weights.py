@@ -19,7 +19,9 @@ from sample_images import astronaut
 def test_shipped_weights_match_their_card():
     card = json.loads(MODEL_CARD.read_text())
     data = SHIPPED_WEIGHTS.read_bytes()
-    assert model_id_of(data) == card["model_id"] and len(data) <= 16 * 1024 * 1024
+    # the package's budget for one weights file (v1.7, with its channel context: 17.8 MB); a GPU
+    # burst returns larger files in parts (scripts/gpu_train.sh)
+    assert model_id_of(data) == card["model_id"] and len(data) <= 20 * 1024 * 1024
     assert load_model().model_id == card["model_id"]
 
 
