@@ -143,9 +143,10 @@ def test_a_retired_release_comes_back_from_this_repository(tmp_path, no_search_p
 
 
 @pytest.mark.parametrize("precision", ["float32", "auto"])
-@pytest.mark.parametrize("name", ["golden-v1.5-rgb", "golden-v1.5-gray", "golden-v1.6-rgb", "golden-v1.6-gray"])
+@pytest.mark.parametrize("name", ["golden-v1.5-rgb", "golden-v1.5-gray", "golden-v1.6-rgb", "golden-v1.6-gray",
+                                  "golden-v1.7-rgb", "golden-v1.7-gray"])
 def test_files_made_by_an_earlier_release_decode_to_the_same_pixels(name, precision, tmp_path, no_search_path, monkeypatch):
-    """tests/data holds streams made by v1.5 and v1.6 and their decoded pixels (float32); every later
+    """tests/data holds streams made by v1.5, v1.6 and v1.7 and their decoded pixels (float32); every later
     release must give the same pixels back (fetching their weights from git once newer weights are
     shipped): within 1 level in float32, and within 2 levels at >= 55 dB where the machine's
     default is bfloat16 inference (gancodec.models.inference; docs/speed.md)."""
