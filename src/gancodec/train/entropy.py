@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import argparse
 import copy
+import io
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,14 +34,16 @@ import numpy as np
 import torch
 
 from ..data.download import sha256_file
-from ..entropy.gaussian import SCALE_MIN
+from ..entropy.gaussian import GaussianConditional
 from ..fsutil import atomic_write_bytes
 from ..models import HyperpriorCodec
 from .checkpoint import load_checkpoint, model_from_checkpoint
 from .crops import CropSampler, list_images
+from .schedule import warmup_cosine
 
 CONTEXT = "channel-checkerboard"
 SHARD = 64  # crops per cache file
+_LIKELIHOOD = GaussianConditional()  # no parameters: the binned Gaussian as a function
 
 
 @dataclass
@@ -79,11 +81,7 @@ class EntropyTrainConfig:
 
 def lr_at(cfg: EntropyTrainConfig, step: int) -> float:
     """Linear warm-up, then cosine from lr to lr * lr_final_fraction at cfg.steps (steps only)."""
-    if step < cfg.warmup:
-        return cfg.lr * (step + 1) / cfg.warmup
-    progress = min(1.0, (step - cfg.warmup) / max(1, cfg.steps - cfg.warmup))
-    floor = cfg.lr * cfg.lr_final_fraction
-    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+    return warmup_cosine(step, cfg.lr, cfg.steps, cfg.warmup, cfg.lr_final_fraction)
 
 
 def with_channel_context(base: HyperpriorCodec, fresh: bool = False) -> HyperpriorCodec:
@@ -146,11 +144,9 @@ def load_cache(folder: Path) -> dict[str, torch.Tensor]:
 # --- the loss ------------------------------------------------------------------------------
 
 def _bits(q: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """-log2 P(q) for integer residuals q under a zero-mean Gaussian of ``scales``, binned."""
-    s = scales.clamp_min(SCALE_MIN) * math.sqrt(2)
-    a = q.abs()
-    p = 0.5 * (torch.erfc((a - 0.5) / s) - torch.erfc((a + 0.5) / s))
-    return -torch.log2(p.clamp_min(1e-9))
+    """-log2 P(q) for integer residuals q under a zero-mean Gaussian of ``scales``, binned: the
+    likelihood the model trains with (GaussianConditional), evaluated at the coded residual."""
+    return -torch.log2(_LIKELIHOOD(q, 0.0, scales))
 
 
 def smooth_bits(y: torch.Tensor, means: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
@@ -222,7 +218,7 @@ def train_entropy(cfg: EntropyTrainConfig, log: Callable[[dict], None] | None = 
          "params": sum(p.numel() for part in trained.values() for p in part.parameters())})
 
     def save() -> None:
-        buf = __import__("io").BytesIO()
+        buf = io.BytesIO()
         torch.save({"parts": {name: part.state_dict() for name, part in trained.items()}, "optimizer": optimizer.state_dict(),
                     "step": step, "base_sha256": base_sha256, "config": cfg.defining()}, buf)
         atomic_write_bytes(resume, buf.getvalue())

@@ -29,21 +29,16 @@ from .config import TrainConfig
 from .crops import CropSampler, list_images, list_sources
 from .distributed import Ranks, barrier, from_rank0, gather_digests, mean_over_ranks, session, wrap
 from .losses import RDLoss, rate_distortion
+from .schedule import warmup_cosine
 
 
 pick_device = resolve_device  # the one device policy (gancodec.device); the name stays for callers
 
 
 def get_lr(cfg: TrainConfig, step: int) -> float:
-    """Short warm-up, then cosine decay to lr * lr_final_fraction at cfg.steps. Steps alone set
-    the progress: a run stopped by its time budget and resumed later (another day, another
-    machine) continues on the same schedule."""
-    warmup = 200
-    if step < warmup:
-        return cfg.lr * (step + 1) / warmup
-    progress = min(1.0, (step - warmup) / max(1, cfg.steps - warmup))
-    floor = cfg.lr * cfg.lr_final_fraction
-    return floor + 0.5 * (cfg.lr - floor) * (1 + math.cos(math.pi * progress))
+    """200 warm-up steps, then cosine decay to lr * lr_final_fraction at cfg.steps (steps alone
+    set the progress: a budget-stopped run resumes on the same schedule)."""
+    return warmup_cosine(step, cfg.lr, cfg.steps, 200, cfg.lr_final_fraction)
 
 
 def _build_model(cfg: TrainConfig) -> tuple[HyperpriorCodec, str]:
