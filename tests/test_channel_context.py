@@ -121,7 +121,7 @@ def test_the_entropy_stage_can_train_the_hyper_synthesis_and_checkerboard_too(ti
         train_entropy(EntropyTrainConfig(**{**cfg.__dict__, "parts": ("h_s",)}))
 
 
-def test_the_train_entropy_stage_copies_at_0_steps_and_carries_trained_steps(tiny_weights, tmp_path, capsys):
+def test_the_train_entropy_stage_copies_at_0_steps_and_carries_trained_steps(tiny_weights, tmp_path, capsys, monkeypatch):
     import importlib.util
     from pathlib import Path
 
@@ -133,6 +133,7 @@ def test_the_train_entropy_stage_copies_at_0_steps_and_carries_trained_steps(tin
     spec = importlib.util.spec_from_file_location("train_entropy", Path(__file__).parents[1] / "stages/train_entropy.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
+    monkeypatch.chdir(tmp_path)  # dvclive saves a DVC experiment of the repo it runs in: not this checkout
     Image.fromarray(coffee()).save(tmp_path / "a.png")
     (tmp_path / "train.csv").write_text(f"path\n{tmp_path / 'a.png'}\n")
     base = tmp_path / "base.pt"

@@ -56,8 +56,9 @@ def _run(main, tmp: Path, base: Path, steps: int, capsys) -> tuple[dict, str]:
 
 
 @pytest.mark.timeout(120)
-def test_the_stage_copies_resumes_accumulates_and_rebuilds_its_cache(tmp_path, capsys):
+def test_the_stage_copies_resumes_accumulates_and_rebuilds_its_cache(tmp_path, capsys, monkeypatch):
     main = _stage()
+    monkeypatch.chdir(tmp_path)  # dvclive saves a DVC experiment of the repo it runs in: not this checkout
     rng = np.random.default_rng(0)
     rows = []
     for i in range(2):
