@@ -312,3 +312,105 @@ def test_bulk_decompress_plain(tmp_path, tiny, small_images):
     assert len(pd.read_csv(png / "_gancodec" / f"decompress-{summary.run_id}.csv")) == 3
     out = Image.open(png / "p" / "1.jpg.png")
     assert out.size == (small_images[1].shape[1], small_images[1].shape[0])
+
+
+def test_plain_loop_rides_out_a_transient_storage_outage(tmp_path, tiny, small_images, monkeypatch):
+    """Storage fails twice for a transient reason mid-run: the plain loop retries the batch (as
+    the flow's task would) and every image ends ok, each output written once."""
+    from gancodec.bulk import run as bulk_run
+    from gancodec.storage import TransientStorageError
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i, img in enumerate(small_images[:4]):
+        LocalStore(src).put(f"{i}.png", _png(img))
+    waits: list[float] = []
+    monkeypatch.setattr(bulk_run.time, "sleep", waits.append)
+    real_put, puts, failures = LocalStore.put, [], iter([3, 5])  # the 3rd and 5th .gcx writes fail
+    fail_at = next(failures)
+
+    def flaky_put(self, key, data, **kw):
+        nonlocal fail_at
+        if key.endswith(".gcx"):
+            puts.append(key)
+            if len(puts) == fail_at:
+                fail_at = next(failures, 0)
+                raise TransientStorageError(f"{key}: 503 Slow Down")
+        return real_put(self, key, data, **kw)
+
+    monkeypatch.setattr(LocalStore, "put", flaky_put)
+    summary = bulk.run_batches(str(src), str(dst), tiny, batch_size=4)
+    assert (summary.ok, summary.failed) == (4, 0), summary.failures
+    assert len(waits) == 2 and 2 <= waits[0] <= 3 and 10 <= waits[1] <= 15  # the flow's delays, with jitter
+    assert sorted(p.name for p in dst.glob("*.gcx")) == [f"{i}.png.gcx" for i in range(4)]
+
+
+def test_retrying_gives_up_on_what_a_retry_cannot_fix():
+    from gancodec.bulk.run import retrying
+    from gancodec.errors import StorageError
+    from gancodec.storage import TransientStorageError
+
+    calls: list[int] = []
+
+    def permanent():
+        calls.append(1)
+        raise StorageError("s3://b/k: AccessDenied")
+
+    with pytest.raises(StorageError, match="AccessDenied"):
+        retrying(permanent, "put", sleep=lambda s: None)
+    assert len(calls) == 1  # not retried
+
+    def down():
+        calls.append(1)
+        raise TransientStorageError("s3://b/k: 503")
+
+    calls.clear()
+    with pytest.raises(TransientStorageError):
+        retrying(down, "put", delays=(1, 2), sleep=lambda s: None)
+    assert len(calls) == 3  # the first try and one per delay
+
+
+def test_prefect_api_configured_reads_the_env_and_the_active_profile(tmp_path, monkeypatch):
+    """`gancodec bulk` runs the Prefect flow only when there is an API to report to."""
+    import sys
+
+    from gancodec.bulk.run import prefect_api_configured
+
+    monkeypatch.delitem(sys.modules, "prefect.settings", raising=False)  # read the files, as the CLI does
+    for name in ("PREFECT_API_URL", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path))
+    assert not prefect_api_configured()  # no profiles file: ephemeral
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text('active = "local"\n[profiles.local]\nPREFECT_API_URL = "http://127.0.0.1:4200/api"\n'
+                        '[profiles.ephemeral]\nPREFECT_SERVER_ALLOW_EPHEMERAL_MODE = "true"\n')
+    assert prefect_api_configured()
+    monkeypatch.setenv("PREFECT_PROFILE", "ephemeral")
+    assert not prefect_api_configured()
+    monkeypatch.setenv("PREFECT_API_URL", "http://prefect.example:4200/api")
+    assert prefect_api_configured()
+    monkeypatch.delenv("PREFECT_API_URL")
+    profiles.write_text("active = [not toml")
+    assert not prefect_api_configured()
+
+
+def test_gancodec_bulk_without_a_prefect_api_runs_the_plain_loop(tmp_path, tiny_weights, small_images):
+    """No Prefect API configured: `gancodec bulk` does the job in its own process (Prefect is
+    never imported, no temporary server), writes every output and the run manifest, exit 0."""
+    import os
+    import subprocess
+    import sys
+
+    src, dst = tmp_path / "src", tmp_path / "dst"
+    for i, img in enumerate(small_images[:3]):
+        LocalStore(src).put(f"a/{i}.png", _png(img))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env.update(GANCODEC_WEIGHTS=tiny_weights, PREFECT_HOME=str(tmp_path / "prefect-home"), OMP_NUM_THREADS="1")
+    code = ("import sys; from gancodec import cli; rc = cli.main(sys.argv[1:]); "
+            "assert 'prefect' not in sys.modules, 'Prefect was imported'; sys.exit(rc)")
+    proc = subprocess.run([sys.executable, "-c", code, "bulk", str(src), str(dst), "--psnr-floor", "0"],
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert sorted(p.name for p in (dst / "a").glob("*.gcx")) == ["0.png.gcx", "1.png.gcx", "2.png.gcx"]
+    assert len(list((dst / "_gancodec").glob("manifest-*.parquet"))) == 1
+    assert "| 3 | 0 |" in proc.stdout  # the summary: 3 ok, 0 failed
+    assert not (tmp_path / "prefect-home").exists()

@@ -290,7 +290,7 @@ def _marked_servers(mark: str) -> set[int]:
 
 
 def test_a_killed_gancodec_bulk_leaves_no_prefect_server(env, s3_client, source):
-    """`gancodec bulk` without PREFECT_API_URL starts a temporary Prefect server; SIGKILLed (a
+    """`gancodec bulk --prefect` without PREFECT_API_URL starts a temporary Prefect server; SIGKILLed (a
     pre-empted worker, the OOM killer) it must not leave that server running."""
     import time
 
@@ -299,7 +299,8 @@ def test_a_killed_gancodec_bulk_leaves_no_prefect_server(env, s3_client, source)
                      OMP_NUM_THREADS="1")
     child_env.pop("PREFECT_API_URL", None)  # ephemeral mode: the command starts its own server
     bucket, dst = _dest(s3_client)
-    proc = subprocess.Popen([sys.executable, "-m", "gancodec.cli", "bulk", source["url"], dst, "--batch-size", "4", "--psnr-floor", "0"],
+    proc = subprocess.Popen([sys.executable, "-m", "gancodec.cli", "bulk", source["url"], dst, "--batch-size", "4", "--psnr-floor", "0",
+                             "--prefect"],
                             env=child_env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     seen: set[int] = set()
     while proc.poll() is None:

@@ -22,12 +22,15 @@ def _common(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default=_D["device"], help=f"where to run the codec: {DEVICES_HELP} (default: {_D['device']})")
     sp.add_argument("--batch-size", type=int, default=_D["batch_size"], metavar="N",
                     help=f"images per Prefect task (default: {_D['batch_size']})")
-    sp.add_argument("--no-prefect", action="store_true", help="run the same job in a plain loop, without Prefect")
+    sp.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=None,
+                    help="run as a Prefect flow, or (--no-prefect) the same job in a plain loop in this process with a "
+                         "progress bar (default: the flow when a Prefect API is configured, PREFECT_API_URL; "
+                         "otherwise the plain loop, which spares a temporary Prefect server ~10 s per run)")
 
 
 def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
     """Add ``bulk`` and ``bulk-decompress`` to the ``gancodec`` subcommands."""
-    b = sub.add_parser("bulk", help="compress a bucket prefix or folder (s3://... or a path) with the Prefect flow",
+    b = sub.add_parser("bulk", help="compress a bucket prefix or folder (s3://... or a path), as a Prefect flow or a plain loop",
                        description="Compress every image under SOURCE into <key>.gcx under DESTINATION (docs/bulk.md).")
     _common(b)
     g = b.add_mutually_exclusive_group()
@@ -72,7 +75,7 @@ def _run(a: argparse.Namespace, settings: Any, error: Callable[[str], None] | No
 
     error = error or _print_error
     try:  # run_cli prints its own errors as one `gancodec: error: ...` line and returns 2
-        return run_cli(a.source, a.destination, settings, use_prefect=not a.no_prefect, error=error, **kw)
+        return run_cli(a.source, a.destination, settings, use_prefect=a.prefect, error=error, **kw)
     except RuntimeError as exc:  # Prefect could not start its ephemeral server, and the like
         error(f"bulk: {_one_line(exc)}")
         return 1
@@ -108,5 +111,7 @@ def main(argv: list[str] | None = None, *, decompress: bool = False) -> int:
     sub = p.add_subparsers(dest="command", required=True)
     add_parsers(sub)
     args = p.parse_args(["bulk-decompress" if decompress else "bulk", *(argv if argv is not None else __import__("sys").argv[1:])])
+    if args.prefect is None:  # flows/*.py run the flow (ephemeral when no API is configured)
+        args.prefect = True
     logging.basicConfig(level=logging.WARNING, format="gancodec: %(message)s")
     return args.func(args)

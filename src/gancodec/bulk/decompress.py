@@ -127,12 +127,21 @@ def finish_decompress(dst: str | Store, run_id: str, rows: RowSink | Sequence[Ma
     )
 
 
-def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | None, batch_size: int) -> Summary:
+def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | None, batch_size: int,
+                         progress: bool = False) -> Summary:
+    """``bulk-decompress`` without Prefect: every batch in this process, each retried like the
+    flow's tasks when storage fails for a transient reason; a progress bar on a terminal."""
+    from .run import progress_bar, retrying
+
     t0 = time.perf_counter()
     run_id = new_run_id()
     rows = RowSink(run_id)
-    for jobs in plan_decompress(src, batch_size=batch_size):
-        rows.add(decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id))
+    with progress_bar(None, "decompress", progress) as bar:
+        task = bar.add_task("decompress", total=None)
+        for i, jobs in enumerate(plan_decompress(src, batch_size=batch_size)):
+            rows.add(retrying(lambda jobs=jobs: decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id),
+                              f"batch {i}"))
+            bar.advance(task, len(jobs))
     return finish_decompress(dst, run_id, rows, seconds=time.perf_counter() - t0)
 
 _run_decompress_plain = run_decompress_plain  # the name before the split

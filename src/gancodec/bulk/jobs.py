@@ -6,7 +6,7 @@ import hashlib
 import logging
 import time
 import warnings
-from typing import Any, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -297,17 +297,23 @@ def compress_batch(
     run_id: str,
     batch_index: int,
     spool: str | None = None,
+    on_image: Callable[[Mapping[str, Any]], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Compress a batch, then write its manifest part; return the rows.
 
     Raises only for what a retry may fix (transient storage errors) or what dooms the run
     (ModelError); everything else is a ``failed`` row. ``spool``: a local folder that gets a
-    copy of the part too, so finishing the run need not download it again.
+    copy of the part too, so finishing the run need not download it again. ``on_image`` is
+    called with each image's row as it is done (a progress bar).
     """
     settings = Settings.from_dict(settings)
     _apply_torch_threads()
     src_store, dst_store = cached_store(src), cached_store(dst)
-    rows = [compress_one(src_store, dst_store, job, settings, model_id, run_id) for job in jobs]
+    rows = []
+    for job in jobs:
+        rows.append(compress_one(src_store, dst_store, job, settings, model_id, run_id))
+        if on_image is not None:
+            on_image(rows[-1])
     write_part(dst_store, run_id, batch_index, rows, spool)
     return rows
 

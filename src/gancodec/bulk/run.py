@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import random
 import shutil
 import sys
 import time
@@ -13,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import GancodecError, ModelError, StorageError
-from ..storage import Store, open_store
+from ..storage import Store, is_transient, open_store
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -164,23 +165,63 @@ def summary_markdown(summary: Summary | Mapping[str, Any], title: str = "gancode
     return "\n".join(lines) + "\n"
 
 
+#: Waits (s) before the plain loop's retries of a step that failed for a transient reason
+#: (throttling, 5xx, a dropped connection): the Prefect tasks' delays, so both paths ride out
+#: the same outages. Each wait is stretched by up to half at random (the tasks' jitter).
+RETRY_DELAYS = (2, 10, 30, 60)
+
+
+def retrying(step: Callable[[], Any], what: str, delays: Sequence[float] = RETRY_DELAYS,
+             sleep: Callable[[float], None] | None = None) -> Any:
+    """``step()``, again after each of ``delays`` while it raises a transient storage error
+    (:func:`gancodec.storage.is_transient`); anything else, or the last failure, is raised."""
+    for delay in (*delays, None):
+        try:
+            return step()
+        except Exception as exc:  # noqa: BLE001 - only transient errors are retried
+            if delay is None or not is_transient(exc):
+                raise
+            log.warning("%s: %s; retrying in %g s", what, _one_line(exc), delay)
+            (sleep or time.sleep)(delay * (1 + random.uniform(0, 0.5)))
+    raise AssertionError("unreachable")
+
+
+def progress_bar(total: int | None, label: str, enabled: bool = True):
+    """A rich progress bar on stderr (images done of ``total``, rate, time left); a no-op when
+    ``enabled`` is false or stderr is not a terminal (logs and CI stay clean)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                    console=Console(stderr=True), transient=True, disable=not enabled or not sys.stderr.isatty())
+
+
 def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Settings(), *, run_id: str | None = None,
-                resume: bool = False, **fields: Any) -> Summary:
-    """The whole job without Prefect (plain loop): plan, every batch, finish. ``fields``
-    override the settings' (``batch_size=8``)."""
+                resume: bool = False, progress: bool = False, **fields: Any) -> Summary:
+    """The whole job without Prefect (plain loop): plan, every batch, finish, each step retried
+    like the flow's tasks (:func:`retrying`). ``fields`` override the settings'
+    (``batch_size=8``); ``progress`` shows a progress bar on a terminal."""
     from .jobs import compress_batch, failed_batch_rows
     from .planner import plan
 
     settings = Settings.from_dict(settings).replace(**fields) if fields else Settings.from_dict(settings)
     t0 = time.perf_counter()
-    p = plan(cached_store(src), cached_store(dst), settings, run_id=run_id, resume=resume)
+    p = retrying(lambda: plan(cached_store(src), cached_store(dst), settings, run_id=run_id, resume=resume), "plan")
     leftover: list[dict[str, Any]] = []
-    for i, jobs in p.iter_batches():
-        try:
-            compress_batch(src, dst, jobs, p.settings, model_id=p.model_id, run_id=p.run_id, batch_index=i, spool=p.scratch)
-        except StorageError as exc:
-            leftover += failed_batch_rows(jobs, p.settings, p.model_id, p.run_id, exc)
-    return finish_run(dst, p, leftover, seconds=time.perf_counter() - t0)
+    with progress_bar(p.pending, "compress", progress) as bar:
+        task = bar.add_task("compress", total=p.pending, completed=min(p.pending, len(p.done_batches) * p.settings.batch_size))
+        for i, jobs in p.iter_batches():
+            before = next(t.completed for t in bar.tasks if t.id == task)
+
+            def batch(i: int = i, jobs: list[dict[str, Any]] = jobs, before: float = before) -> list[dict[str, Any]]:
+                bar.update(task, completed=before)  # a retry counts its batch from the start again
+                return compress_batch(src, dst, jobs, p.settings, model_id=p.model_id, run_id=p.run_id, batch_index=i,
+                                      spool=p.scratch, on_image=lambda row: bar.advance(task))
+            try:
+                retrying(batch, f"batch {i}")
+            except StorageError as exc:
+                leftover += failed_batch_rows(jobs, p.settings, p.model_id, p.run_id, exc)
+    return retrying(lambda: finish_run(dst, p, leftover, seconds=time.perf_counter() - t0), "finish")
 
 
 # --------------------------------------------------------------------------- CLI entry
@@ -192,6 +233,32 @@ def _prefect_env() -> None:
     # a fresh PREFECT_HOME migrates its database on first start: on a busy 2-core machine that
     # takes well over Prefect's 20 s default, and the run would die before doing anything
     os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+
+
+def prefect_api_configured() -> bool:
+    """Whether Prefect has an API to report to: ``PREFECT_API_URL`` in the environment or in
+    the active profile of Prefect's ``profiles.toml`` (``$PREFECT_PROFILES_PATH``, else
+    ``$PREFECT_HOME/profiles.toml``, else ``~/.prefect/profiles.toml``; ``$PREFECT_PROFILE``
+    picks the profile), or, when Prefect is already imported, its current settings (a test
+    harness, a caller's settings context). Read without importing Prefect, which takes seconds."""
+    import tomllib
+
+    if os.environ.get("PREFECT_API_URL"):
+        return True
+    if "prefect.settings" in sys.modules:
+        try:
+            return bool(sys.modules["prefect.settings"].get_current_settings().api.url)
+        except Exception:  # noqa: BLE001 - another Prefect layout: fall back to the files
+            pass
+    home = Path(os.environ.get("PREFECT_HOME") or Path.home() / ".prefect").expanduser()
+    path = Path(os.environ.get("PREFECT_PROFILES_PATH") or home / "profiles.toml").expanduser()
+    try:
+        doc = tomllib.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    active = os.environ.get("PREFECT_PROFILE") or doc.get("active") or "ephemeral"
+    profile = (doc.get("profiles") or {}).get(active)
+    return isinstance(profile, dict) and bool(profile.get("PREFECT_API_URL"))
 
 
 def check_access(src: str, dst: str) -> None:
@@ -337,7 +404,8 @@ def run_cli(
     decompress: bool = False,
     realism: bool = False,
     resume: bool = False,
-    use_prefect: bool = True,
+    use_prefect: bool | None = None,
+    progress: bool = True,
     echo: Callable[[str], None] = print,
     error: Callable[[str], None] = _print_error,
     **fields: Any,
@@ -345,14 +413,20 @@ def run_cli(
     """Run bulk compression (or, with ``decompress=True``, decompression) of SRC into DST.
 
     ``settings`` (or its fields as keywords: ``quality=4, batch_size=16``) as for the flow.
-    Runs the Prefect flow in ephemeral mode (no server needed; analytics off), or with
-    ``use_prefect=False`` the same logic in a plain loop. Returns the exit code: 0 when
+    ``use_prefect=True`` runs the Prefect flow (against the configured Prefect API, or in
+    ephemeral mode with a temporary server; analytics off), ``False`` the same logic in a
+    plain loop in this process (with a progress bar on a terminal when ``progress``), and
+    ``None`` (the default) picks the flow only when a Prefect API is configured
+    (:func:`prefect_api_configured`): a temporary server costs ~10 s per run and keeps no
+    record anyone sees. Returns the exit code: 0 when
     nothing failed, 1 when something failed (details in the manifest), 2 for bad arguments or
     storage that cannot be used. The summary goes to ``echo``; an error goes to ``error`` as
     one line (default: ``gancodec: error: ...`` on stderr), and Prefect's own tracebacks
     about it are held back.
     """
     _prefect_env()
+    if use_prefect is None:
+        use_prefect = prefect_api_configured()
     try:
         base = Settings.from_dict(settings) if settings is not None else Settings()
         settings = base.replace(**fields) if fields else base
@@ -394,20 +468,21 @@ def run_cli(
         guard_ephemeral_server()
     with _quiet_prefect_failures():
         return _run_cli_flow(module, src, dst, settings, decompress=decompress, realism=realism, resume=resume, echo=echo, error=error,
-                             **fields)
+                             progress=progress, **fields)
 
 
 def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decompress: bool, realism: bool, resume: bool,
-                  echo: Callable[[str], None], error: Callable[[str], None], run_id: str | None = None) -> int:
+                  echo: Callable[[str], None], error: Callable[[str], None], progress: bool = False, run_id: str | None = None) -> int:
     from .decompress import run_decompress_plain as _run_decompress_plain
 
     title = "gancodec bulk decompress" if decompress else "gancodec bulk compress"
     try:
         if module is None:
             if decompress:
-                summary = _run_decompress_plain(src, dst, realism=realism, device=settings.device, batch_size=settings.batch_size)
+                summary = _run_decompress_plain(src, dst, realism=realism, device=settings.device, batch_size=settings.batch_size,
+                                                progress=progress)
             else:
-                summary = run_batches(src, dst, settings, resume=resume)
+                summary = run_batches(src, dst, settings, resume=resume, progress=progress)
             echo(summary_markdown(summary, title))
             return 1 if summary.failed else 0
         if decompress:
