@@ -56,27 +56,16 @@ def encode(pixels: np.ndarray, settings: Settings) -> bytes:
                           **({"weights": settings.weights} if settings.weights else {}))
 
 
-def start_fallback_search(pixels: np.ndarray, blob: bytes, settings: Settings):
-    """The WebP fallback's search for a learned output of ``len(blob)`` bytes, started on a thread
-    of its own (a Future for :func:`apply_fallback`), or None when the fallback does not apply."""
-    from .. import fallback
-
-    if not settings.fallback or not fallback.applies(pixels):
-        return None
-    return fallback.start_best_within(pixels, len(blob))
-
-
 def apply_fallback(pixels: np.ndarray, blob: bytes, decoded: np.ndarray, value: float, model_id: str,
-                   settings: Settings, search=None) -> tuple[bytes, float, str]:
+                   settings: Settings) -> tuple[bytes, float, str]:
     """The WebP safety net on a verified learned output: (bytes, PSNR, payload) to store. Reuses
-    the verification's decode, so bulk pays only the WebP encodes (``search``: the search
-    :func:`start_fallback_search` started while the output was verified); a WebP output is
-    verified like any other (a WebP decode)."""
+    the verification's decode, so bulk pays only the WebP search; a WebP output is verified like
+    any other (a WebP decode)."""
     from .. import fallback
 
     if not settings.fallback or not fallback.applies(pixels):
         return blob, value, "learned"
-    choice = fallback.choose(pixels, blob, decoded, search=search)
+    choice = fallback.choose(pixels, blob, decoded)
     if choice.payload == "learned":
         return blob, value, "learned"
     return choice.data, verify_output(choice.data, pixels, model_id, settings), choice.payload
@@ -225,10 +214,9 @@ def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Setti
         base.update(width=w, height=h, channels=c)
         attempts = 1
         blob = encode(pixels, settings)
-        search = start_fallback_search(pixels, blob, settings)  # overlaps the verification's decode
         value, decoded = verify_decoded(blob, pixels, model_id, settings)
         header = _read_header(blob)  # the learned stream's: its quality is the row's (a WebP's budget)
-        blob, value, payload = apply_fallback(pixels, blob, decoded, value, model_id, settings, search)
+        blob, value, payload = apply_fallback(pixels, blob, decoded, value, model_id, settings)
     except DataError as exc:
         return failed("data", exc)
     except BitstreamError as exc:
