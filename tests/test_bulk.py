@@ -314,9 +314,11 @@ def test_bulk_decompress_plain(tmp_path, tiny, small_images):
     assert out.size == (small_images[1].shape[1], small_images[1].shape[0])
 
 
-def test_plain_loop_rides_out_a_transient_storage_outage(tmp_path, tiny, small_images, monkeypatch):
+@pytest.mark.parametrize("parallel", [1, 2])
+def test_plain_loop_rides_out_a_transient_storage_outage(tmp_path, tiny, small_images, monkeypatch, parallel):
     """Storage fails twice for a transient reason mid-run: the plain loop retries the batch (as
-    the flow's task would) and every image ends ok, each output written once."""
+    the flow's task would) and every image ends ok, each output written once; with images coded
+    two at a time too (the failure ends the batch's map, the retry adopts what was written)."""
     from gancodec.bulk import run as bulk_run
     from gancodec.storage import TransientStorageError
 
@@ -338,7 +340,7 @@ def test_plain_loop_rides_out_a_transient_storage_outage(tmp_path, tiny, small_i
         return real_put(self, key, data, **kw)
 
     monkeypatch.setattr(LocalStore, "put", flaky_put)
-    summary = bulk.run_batches(str(src), str(dst), tiny, batch_size=4)
+    summary = bulk.run_batches(str(src), str(dst), tiny, batch_size=4, parallel=parallel)
     assert (summary.ok, summary.failed) == (4, 0), summary.failures
     assert len(waits) == 2 and 2 <= waits[0] <= 3 and 10 <= waits[1] <= 15  # the flow's delays, with jitter
     assert sorted(p.name for p in dst.glob("*.gcx")) == [f"{i}.png.gcx" for i in range(4)]
@@ -414,3 +416,30 @@ def test_gancodec_bulk_without_a_prefect_api_runs_the_plain_loop(tmp_path, tiny_
     assert len(list((dst / "_gancodec").glob("manifest-*.parquet"))) == 1
     assert "| 3 | 0 |" in proc.stdout  # the summary: 3 ok, 0 failed
     assert not (tmp_path / "prefect-home").exists()
+
+
+def test_images_at_once_splits_the_threads(tmp_path, tiny, small_images):
+    """auto: one image per torch thread up to 4 on the CPU, 1 on CUDA or beside concurrent
+    batches; a batch coded 3 images at a time gives the same rows, in order, as one at a time,
+    and leaves the process's torch thread count as it was."""
+    import torch
+
+    s = bulk.Settings()
+    assert [s.images_at_once(t) for t in (1, 2, 3, 8)] == [1, 2, 3, 4]
+    assert s.replace(device="cuda").images_at_once(8) == 1 and s.replace(concurrency=2).images_at_once(8) == 1
+    assert s.replace(parallel=3).images_at_once(1) == 3
+    for bad in (-1, True, 1.5):
+        with pytest.raises(ValueError, match="parallel"):
+            bulk.Settings(parallel=bad)
+    src = tmp_path / "src"
+    for i, img in enumerate(small_images[:5]):
+        LocalStore(src).put(f"{i}.png", _png(img))
+    threads = torch.get_num_threads()
+    runs = {}
+    for n in (1, 3):
+        summary = bulk.run_batches(str(src), str(tmp_path / f"dst{n}"), tiny, parallel=n)
+        assert (summary.ok, summary.failed) == (5, 0) and torch.get_num_threads() == threads
+        part = next((tmp_path / f"dst{n}" / "_gancodec").rglob("batch-*.parquet"))
+        runs[n] = pd.read_parquet(part)
+    assert runs[3]["key"].tolist() == runs[1]["key"].tolist() == [f"{i}.png" for i in range(5)]
+    assert (runs[3]["bytes_out"] > 0).all() and (runs[3]["psnr"] > 0).all()

@@ -177,9 +177,11 @@ def encode_within(pixels: np.ndarray, max_bytes: int) -> tuple[bytes, int] | Non
     return None if found is None else (found.data, found.quality)
 
 
-def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margin_db: float = MARGIN_DB) -> Choice:
+def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margin_db: float = MARGIN_DB,
+           workers: int = 2) -> Choice:
     """Keep ``learned`` (whose decode is ``learned_pixels``) or replace it by the best-PSNR WebP
-    of no more bytes (:func:`best_within`) when that beats it by more than ``margin_db`` dB PSNR.
+    of no more bytes (:func:`best_within`, on ``workers`` threads) when that beats it by more
+    than ``margin_db`` dB PSNR.
 
     The search runs after the learned decode, not beside it: on 2 cores the two overlapped made
     the decode's many small float64 steps wait on preempted threads, and the pair took 10 %
@@ -188,7 +190,7 @@ def choose(pixels: np.ndarray, learned: bytes, learned_pixels: np.ndarray, margi
     keep = Choice(learned, "learned", learned_psnr, None, None, learned_pixels)
     if not applies(pixels):
         return keep
-    found = best_within(pixels, len(learned))
+    found = best_within(pixels, len(learned), workers)
     if found is None:
         return keep
     if found.psnr > learned_psnr + margin_db:

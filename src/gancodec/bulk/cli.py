@@ -50,6 +50,9 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
     b.add_argument("--shard", default=_D["shard"], metavar="I/N", help="only the keys of shard I of N (a stable hash of the key)")
     b.add_argument("--concurrency", type=int, default=_D["concurrency"], metavar="N",
                    help=f"batches at once in this run (default: {_D['concurrency']}, which suits one GPU)")
+    b.add_argument("--parallel", type=int, default=_D["parallel"], metavar="N",
+                   help="images a batch codes at once, sharing the torch threads (default: 0 = auto, one per thread "
+                        "up to 4 on the CPU, 1 on CUDA or with --concurrency above 1)")
     b.add_argument("--weights", default=_D["weights"], help="a weights file (default: the shipped weights)")
     b.add_argument("--recompress-other-models", action="store_true",
                    help="redo outputs made by other weights (e.g. an earlier release's); by default they are kept, "
@@ -67,7 +70,7 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
 def settings_from_args(a: argparse.Namespace) -> Settings:
     return Settings(quality=a.quality, bpp=a.bpp, device=a.device, tile_size=a.tile_size, psnr_floor=a.psnr_floor, weights=a.weights,
                     refine_steps=a.refine, recompress_other_models=a.recompress_other_models, batch_size=a.batch_size,
-                    shard=a.shard, concurrency=a.concurrency, fallback=a.fallback)
+                    shard=a.shard, concurrency=a.concurrency, fallback=a.fallback, parallel=a.parallel)
 
 
 def _run(a: argparse.Namespace, settings: Any, error: Callable[[str], None] | None, **kw: Any) -> int:

@@ -190,6 +190,7 @@ def bulk_compress(
     recompress_other_models: bool = _D.recompress_other_models,
     resume: bool = False,
     fallback: bool = _D.fallback,
+    parallel: int = _D.parallel,
 ) -> dict[str, Any]:
     """Compress the images under ``src`` (folder or s3://bucket/prefix) into ``dst``.
 
@@ -198,14 +199,15 @@ def bulk_compress(
     ``refine_steps`` > 0 searches each tile's latents (smaller files, ~2 decodes' time a step);
     outputs another model made (an earlier release's) are kept unless ``recompress_other_models``;
     ``resume`` continues the newest unfinished run with the same settings (no new listing);
-    ``fallback`` (default on) stores an image as WebP when that is clearly better at no more bytes.
+    ``fallback`` (default on) stores an image as WebP when that is clearly better at no more bytes;
+    ``parallel`` images of a batch are coded at once (0: auto, Settings.images_at_once).
     """
     t0 = time.perf_counter()
     logger = get_run_logger()
     try:  # bad parameters (a deployment's, a -p ...): one line in the run log, before any listing
         settings = Settings(quality=quality, bpp=bpp, device=device, tile_size=tile_size, psnr_floor=psnr_floor, weights=weights,
                             refine_steps=refine_steps, recompress_other_models=recompress_other_models, batch_size=batch_size,
-                            shard=shard, concurrency=concurrency, fallback=fallback).resolved()
+                            shard=shard, concurrency=concurrency, fallback=fallback, parallel=parallel).resolved()
     except ValueError as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)

@@ -6,7 +6,8 @@ import hashlib
 import logging
 import time
 import warnings
-from typing import Any, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Callable, Iterator, Mapping, Sequence
 
 import numpy as np
 
@@ -57,15 +58,15 @@ def encode(pixels: np.ndarray, settings: Settings) -> bytes:
 
 
 def apply_fallback(pixels: np.ndarray, blob: bytes, decoded: np.ndarray, value: float, model_id: str,
-                   settings: Settings) -> tuple[bytes, float, str]:
+                   settings: Settings, workers: int = 2) -> tuple[bytes, float, str]:
     """The WebP safety net on a verified learned output: (bytes, PSNR, payload) to store. Reuses
-    the verification's decode, so bulk pays only the WebP search; a WebP output is verified like
-    any other (a WebP decode)."""
+    the verification's decode, so bulk pays only the WebP search (its candidates on ``workers``
+    threads); a WebP output is verified like any other (a WebP decode)."""
     from .. import fallback
 
     if not settings.fallback or not fallback.applies(pixels):
         return blob, value, "learned"
-    choice = fallback.choose(pixels, blob, decoded)
+    choice = fallback.choose(pixels, blob, decoded, workers=workers)
     if choice.payload == "learned":
         return blob, value, "learned"
     return choice.data, verify_output(choice.data, pixels, model_id, settings), choice.payload
@@ -168,8 +169,10 @@ def _read_header(blob: bytes):
     return codec.read_header(blob)
 
 
-def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Settings, model_id: str, run_id: str) -> dict[str, Any]:
-    """Compress one source object into ``<key>.gcx``; return its manifest row.
+def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Settings, model_id: str, run_id: str,
+                 threads: int = 2) -> dict[str, Any]:
+    """Compress one source object into ``<key>.gcx``; return its manifest row. ``threads``: the
+    torch threads this image has (the WebP search uses as many).
 
     Per-image problems (corrupt input, OOM on every device, failed verification, a refused
     key, a non-transient storage error) become a ``failed`` row. Transient storage errors
@@ -216,7 +219,7 @@ def compress_one(src: Store, dst: Store, job: Mapping[str, Any], settings: Setti
         blob = encode(pixels, settings)
         value, decoded = verify_decoded(blob, pixels, model_id, settings)
         header = _read_header(blob)  # the learned stream's: its quality is the row's (a WebP's budget)
-        blob, value, payload = apply_fallback(pixels, blob, decoded, value, model_id, settings)
+        blob, value, payload = apply_fallback(pixels, blob, decoded, value, model_id, settings, workers=threads)
     except DataError as exc:
         return failed("data", exc)
     except BitstreamError as exc:
@@ -271,6 +274,35 @@ def _apply_torch_threads() -> None:
     torch.set_num_threads(torch.get_num_threads())
 
 
+def map_images(one: Callable[[Mapping[str, Any], int], Any], jobs: Sequence[Mapping[str, Any]],
+               settings: Settings) -> Iterator[Any]:
+    """``one(job, threads)`` for each job, in order, :meth:`Settings.images_at_once` of them at
+    once on threads that split this thread's torch threads between them (``threads`` is each
+    one's share). Torch and libwebp release the GIL, so two images of one thread each keep two
+    cores busier than one image of two threads, whose many small float64 entropy-model steps
+    leave cores waiting. An exception (a transient storage error) ends the map, so the caller's
+    retry redoes the batch; the process's torch thread count is restored either way."""
+    import torch
+
+    threads = torch.get_num_threads()
+    n = min(settings.images_at_once(threads), len(jobs))
+    if n <= 1:
+        yield from (one(job, threads) for job in jobs)
+        return
+    each = max(1, threads // n)
+
+    def run(job: Mapping[str, Any]) -> Any:
+        torch.set_num_threads(each)  # OpenMP's thread count is per calling thread
+        return one(job, each)
+
+    pool = ThreadPoolExecutor(n, thread_name_prefix="gancodec-image")
+    try:
+        yield from pool.map(run, jobs)
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)  # after a failure: the images not started are not started
+        torch.set_num_threads(threads)
+
+
 def part_key(run_id: str, batch_index: int) -> str:
     return f"{PARTS_PREFIX}{run_id}/batch-{batch_index:06d}.parquet"
 
@@ -298,10 +330,11 @@ def compress_batch(
     _apply_torch_threads()
     src_store, dst_store = cached_store(src), cached_store(dst)
     rows = []
-    for job in jobs:
-        rows.append(compress_one(src_store, dst_store, job, settings, model_id, run_id))
+    for row in map_images(lambda job, threads: compress_one(src_store, dst_store, job, settings, model_id, run_id, threads),
+                          jobs, settings):
+        rows.append(row)
         if on_image is not None:
-            on_image(rows[-1])
+            on_image(row)
     write_part(dst_store, run_id, batch_index, rows, spool)
     return rows
 

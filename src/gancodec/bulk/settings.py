@@ -36,6 +36,11 @@ ARTIFACT_KEY = "gancodec-bulk-compress"
 DECOMPRESS_ARTIFACT_KEY = "gancodec-bulk-decompress"
 
 
+#: The most images ``parallel=0`` (auto) codes at once: each one holds its tiles' activations
+#: (about 1 GB for a 1024-pixel tile, docs/usage.md), so more would trade memory for little.
+MAX_AUTO_PARALLEL = 4
+
+
 @dataclass(frozen=True)
 class Settings:
     """A bulk job's parameters (JSON-able for Prefect). ``label`` is the part that decides
@@ -53,6 +58,7 @@ class Settings:
     shard: str | None = None  # "i/n": only keys whose CRC32 falls in shard i of n
     concurrency: int = 1  # batches at once inside one run (1 suits one GPU)
     fallback: bool = True  # the WebP safety net (gancodec.fallback); not part of ``label``
+    parallel: int = 0  # images a batch codes at once, on threads sharing torch's threads; 0 = auto (images_at_once)
 
 
     def __post_init__(self) -> None:
@@ -70,6 +76,8 @@ class Settings:
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise ValueError(f"{name.replace('_', ' ')} must be at least 1, got {v!r}")
+        if isinstance(self.parallel, bool) or not isinstance(self.parallel, int) or self.parallel < 0:
+            raise ValueError(f"parallel must be 0 (auto) or a number of images, got {self.parallel!r}")
         if self.device is None:  # a flow parameter or older caller giving None means auto
             object.__setattr__(self, "device", "auto")
         if not isinstance(self.fallback, bool):
@@ -99,6 +107,18 @@ class Settings:
         if self.refine_steps is not None:
             return self.refine_steps
         return GPU_REFINE_STEPS if str(self.device).startswith("cuda") else 0
+
+    def images_at_once(self, threads: int) -> int:
+        """How many images a batch codes at once with ``threads`` torch threads: ``parallel``,
+        or (0, auto) one per thread up to :data:`MAX_AUTO_PARALLEL` on the CPU, and 1 on CUDA
+        or when batches already run concurrently. Each image gets ``threads // n`` threads: on
+        the 2-core development machine two images of one thread coded 13 % more images per
+        second than one of two (docs/speed.md, *Bulk throughput*)."""
+        if self.parallel:
+            return self.parallel
+        if str(self.device).startswith("cuda") or self.concurrency > 1:
+            return 1
+        return max(1, min(MAX_AUTO_PARALLEL, threads))
 
     def resolved(self) -> "Settings":
         """The same settings with ``device="auto"`` made concrete (:func:`resolve_device`)."""
