@@ -443,3 +443,15 @@ def test_images_at_once_splits_the_threads(tmp_path, tiny, small_images):
         runs[n] = pd.read_parquet(part)
     assert runs[3]["key"].tolist() == runs[1]["key"].tolist() == [f"{i}.png" for i in range(5)]
     assert (runs[3]["bytes_out"] > 0).all() and (runs[3]["psnr"] > 0).all()
+
+
+def test_bulk_decompress_two_images_at_once_writes_the_same_pngs(tmp_path, tiny, small_images):
+    src, gcx = tmp_path / "src", tmp_path / "gcx"
+    for i, img in enumerate(small_images[:3]):
+        LocalStore(src).put(f"p/{i}.jpg", _jpeg(img))
+    assert bulk.run_batches(str(src), str(gcx), tiny).ok == 3
+    for n in (1, 2):
+        summary = bulk.run_decompress_plain(str(gcx), str(tmp_path / f"png{n}"), realism=False, device=None, batch_size=8, parallel=n)
+        assert (summary.ok, summary.failed) == (3, 0)
+    for i in range(3):
+        assert (tmp_path / "png1" / "p" / f"{i}.jpg.png").read_bytes() == (tmp_path / "png2" / "p" / f"{i}.jpg.png").read_bytes()

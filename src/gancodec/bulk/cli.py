@@ -22,6 +22,9 @@ def _common(sp: argparse.ArgumentParser) -> None:
     sp.add_argument("--device", default=_D["device"], help=f"where to run the codec: {DEVICES_HELP} (default: {_D['device']})")
     sp.add_argument("--batch-size", type=int, default=_D["batch_size"], metavar="N",
                     help=f"images per Prefect task (default: {_D['batch_size']})")
+    sp.add_argument("--parallel", type=int, default=_D["parallel"], metavar="N",
+                    help="images a batch codes at once, sharing the torch threads (default: 0 = auto, one per thread "
+                         "up to 4 on the CPU, 1 on CUDA or with --concurrency above 1)")
     sp.add_argument("--prefect", action=argparse.BooleanOptionalAction, default=None,
                     help="run as a Prefect flow, or (--no-prefect) the same job in a plain loop in this process with a "
                          "progress bar (default: the flow when a Prefect API is configured, PREFECT_API_URL; "
@@ -50,9 +53,6 @@ def add_parsers(sub: Any, error: Callable[[str], None] | None = None) -> None:
     b.add_argument("--shard", default=_D["shard"], metavar="I/N", help="only the keys of shard I of N (a stable hash of the key)")
     b.add_argument("--concurrency", type=int, default=_D["concurrency"], metavar="N",
                    help=f"batches at once in this run (default: {_D['concurrency']}, which suits one GPU)")
-    b.add_argument("--parallel", type=int, default=_D["parallel"], metavar="N",
-                   help="images a batch codes at once, sharing the torch threads (default: 0 = auto, one per thread "
-                        "up to 4 on the CPU, 1 on CUDA or with --concurrency above 1)")
     b.add_argument("--weights", default=_D["weights"], help="a weights file (default: the shipped weights)")
     b.add_argument("--recompress-other-models", action="store_true",
                    help="redo outputs made by other weights (e.g. an earlier release's); by default they are kept, "
@@ -99,7 +99,7 @@ def cmd_bulk_decompress(a: argparse.Namespace, error: Callable[[str], None] | No
     from .run import _one_line, _print_error
 
     try:
-        settings = Settings(device=a.device, batch_size=a.batch_size, weights=a.weights)
+        settings = Settings(device=a.device, batch_size=a.batch_size, weights=a.weights, parallel=a.parallel)
     except ValueError as exc:
         (error or _print_error)(_one_line(exc))
         return 2

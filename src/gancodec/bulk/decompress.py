@@ -11,12 +11,12 @@ from typing import Any, Mapping, Sequence
 
 from ..errors import BitstreamError, GancodecError, StorageError
 from ..storage import Store, check_key, is_transient
-from .jobs import _apply_torch_threads, cached_store
+from .jobs import _apply_torch_threads, cached_store, map_images
 from . import ledger
 from .manifest import MANIFEST_COLUMNS, make_row
 from .planner import plan_decompress
 from .run import MAX_FAILURES, Summary, write_manifest
-from .settings import CONTROL_PREFIX, DEFAULT_BATCH_SIZE, new_run_id, now, png_key_for
+from .settings import CONTROL_PREFIX, DEFAULT_BATCH_SIZE, Settings, new_run_id, now, png_key_for
 
 def decompress_one(src: Store, dst: Store, key: str, etag: str, *, realism: bool = False, device: str | None = None, weights: str | None = None, run_id: str = "") -> dict[str, Any]:
     """Decode one ``.gcx`` object into a PNG beside its name in DST; return a manifest row."""
@@ -71,10 +71,14 @@ def decompress_one(src: Store, dst: Store, key: str, etag: str, *, realism: bool
     )
 
 
-def decompress_batch(src: str | Store, dst: str | Store, jobs: Sequence[Mapping[str, Any]], *, realism: bool = False, device: str | None = None, weights: str | None = None, run_id: str = "") -> list[dict[str, Any]]:
+def decompress_batch(src: str | Store, dst: str | Store, jobs: Sequence[Mapping[str, Any]], *, realism: bool = False, device: str | None = None,
+                     weights: str | None = None, run_id: str = "", parallel: int = 0) -> list[dict[str, Any]]:
+    """Decode a batch; ``parallel`` images at once as in compression (0: auto, :func:`jobs.map_images`)."""
     _apply_torch_threads()
     s, d = cached_store(src), cached_store(dst)
-    return [decompress_one(s, d, j["key"], j.get("etag", ""), realism=realism, device=device, weights=weights, run_id=run_id) for j in jobs]
+    settings = Settings(device=device or "auto", parallel=parallel).resolved()
+    return list(map_images(lambda j, threads: decompress_one(s, d, j["key"], j.get("etag", ""), realism=realism, device=device,
+                                                             weights=weights, run_id=run_id), jobs, settings))
 
 
 class RowSink:
@@ -128,7 +132,7 @@ def finish_decompress(dst: str | Store, run_id: str, rows: RowSink | Sequence[Ma
 
 
 def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | None, batch_size: int,
-                         progress: bool = False) -> Summary:
+                         progress: bool = False, parallel: int = 0) -> Summary:
     """``bulk-decompress`` without Prefect: every batch in this process, each retried like the
     flow's tasks when storage fails for a transient reason; a progress bar on a terminal."""
     from .run import progress_bar, retrying
@@ -139,7 +143,8 @@ def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | Non
     with progress_bar(None, "decompress", progress) as bar:
         task = bar.add_task("decompress", total=None)
         for i, jobs in enumerate(plan_decompress(src, batch_size=batch_size)):
-            rows.add(retrying(lambda jobs=jobs: decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id),
+            rows.add(retrying(lambda jobs=jobs: decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id,
+                                                                 parallel=parallel),
                               f"batch {i}"))
             bar.advance(task, len(jobs))
     return finish_decompress(dst, run_id, rows, seconds=time.perf_counter() - t0)

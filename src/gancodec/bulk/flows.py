@@ -263,18 +263,20 @@ def plan_decompress_task(src: str, path: str) -> int:
 
 @task(name="decompress-batch", task_run_name="decompress-batch-{batch_index}", cache_policy=NO_CACHE, persist_result=False, retries=4,
       retry_delay_seconds=[2, 10, 30, 60], retry_jitter_factor=0.5, retry_condition_fn=transient_only, tags=[GPU_TAG])
-def decompress_batch_task(src: str, dst: str, jobs: list[dict[str, Any]], realism: bool, device: str | None, weights: str | None, run_id: str, batch_index: int) -> list[dict[str, Any]]:
-    return _decompress.decompress_batch(src, dst, jobs, realism=realism, device=device, weights=weights, run_id=run_id)
+def decompress_batch_task(src: str, dst: str, jobs: list[dict[str, Any]], realism: bool, device: str | None, weights: str | None, run_id: str,
+                          batch_index: int, parallel: int = 0) -> list[dict[str, Any]]:
+    return _decompress.decompress_batch(src, dst, jobs, realism=realism, device=device, weights=weights, run_id=run_id, parallel=parallel)
 
 
 @flow(name="bulk-decompress", log_prints=False)
 def bulk_decompress(src: str, dst: str, realism: bool = False, device: str = _D.device, batch_size: int = _D.batch_size,
-                    weights: str | None = _D.weights, run_id: str | None = None) -> dict[str, Any]:
-    """Decode the ``.gcx`` objects under ``src`` into PNGs under ``dst`` (``a/b.jpg.gcx`` → ``a/b.jpg.png``)."""
+                    weights: str | None = _D.weights, run_id: str | None = None, parallel: int = _D.parallel) -> dict[str, Any]:
+    """Decode the ``.gcx`` objects under ``src`` into PNGs under ``dst`` (``a/b.jpg.gcx`` → ``a/b.jpg.png``),
+    ``parallel`` images of a batch at once (0: auto)."""
     t0 = time.perf_counter()
     logger = get_run_logger()
     try:
-        device = Settings(device=device).resolved().device
+        device = Settings(device=device, parallel=parallel).resolved().device
     except ValueError as exc:
         logger.error("%s", exc)
         return Failed(message=str(exc), data=exc)
@@ -284,7 +286,7 @@ def bulk_decompress(src: str, dst: str, realism: bool = False, device: str = _D.
     jobs_path = rows.scratch / "jobs.parquet"
     plan_decompress_task(src, str(jobs_path))
     for i, jobs in _ledger.iter_batches(jobs_path, batch_size):
-        state = decompress_batch_task(src, dst, quote(jobs), realism, device, weights, run_id, i, return_state=True)
+        state = decompress_batch_task(src, dst, quote(jobs), realism, device, weights, run_id, i, parallel, return_state=True)
         result = state.result(raise_on_failure=False)
         rows.add(_jobs.failed_batch_rows(jobs, {}, "", run_id, result) if isinstance(result, BaseException) else result)
     summary = _decompress.finish_decompress(dst, run_id, rows, seconds=time.perf_counter() - t0)

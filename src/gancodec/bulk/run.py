@@ -480,14 +480,14 @@ def _run_cli_flow(module: Any, src: str, dst: str, settings: Settings, *, decomp
         if module is None:
             if decompress:
                 summary = _run_decompress_plain(src, dst, realism=realism, device=settings.device, batch_size=settings.batch_size,
-                                                progress=progress)
+                                                progress=progress, parallel=settings.parallel)
             else:
                 summary = run_batches(src, dst, settings, resume=resume, progress=progress)
             echo(summary_markdown(summary, title))
             return 1 if summary.failed else 0
         if decompress:
             state = module.bulk_decompress(src=src, dst=dst, realism=realism, device=settings.device, batch_size=settings.batch_size,
-                                           weights=settings.weights, return_state=True)
+                                           weights=settings.weights, parallel=settings.parallel, return_state=True)
         else:
             state = module.bulk_compress(src=src, dst=dst, **settings.to_dict(), run_id=run_id, resume=resume, return_state=True)
     except (StorageError, ModelError) as exc:
