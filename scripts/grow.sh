@@ -13,11 +13,25 @@
 # GANCODEC_GROW_TREE picks another worktree folder. Each run starts from this checkout's HEAD
 # (committed code only) and shares its DVC cache, where the gate finds the experiment's files.
 set -euo pipefail
-cd "$(git rev-parse --show-toplevel)"
+die() { echo "grow: $*" >&2; exit 1; }
+if [[ ${1:-} == --inside ]]; then
+  # the worktree this copy of the script lives in, never the caller's folder: the run must not
+  # touch the checkout it was started from (its params.yaml, dvc.lock, models/ and HEAD)
+  cd "$(dirname "$(readlink -f "$0")")/.."
+  [[ $(git rev-parse --show-toplevel) == "$PWD" ]] || die "$PWD is not the top of a git checkout"
+  [[ $(git rev-parse --git-dir) != $(git rev-parse --git-common-dir) ]] \
+    || die "$PWD is the main checkout, not a linked worktree: refusing to run the experiment here"
+  # setsid made a new session, and Linux shares the CPU between sessions before nice values
+  # count: lower this session's share too, so the run takes only cores nobody else wants
+  echo 19 > /proc/self/autogroup 2>/dev/null || true
+else
+  cd "$(git rev-parse --show-toplevel)"
+fi
 main=$PWD
 tree=${GANCODEC_GROW_TREE:-$(dirname "$main")/gancodec-grow}
 name=grow-$(date -u +%Y%m%d-%H%M)
 if [[ ${1:-} != --inside ]]; then
+  [[ $(readlink -f "$tree") != $(readlink -f "$main") ]] || die "GANCODEC_GROW_TREE is this checkout; name another folder"
   if [[ ! -d $tree ]]; then
     git worktree add --detach "$tree" HEAD
   fi
@@ -35,7 +49,7 @@ if [[ ${1:-} != --inside ]]; then
 fi
 name=$2
 export DVC_NO_ANALYTICS=1 PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}"
-echo "grow: $name at $(git rev-parse --short HEAD), $(date -u)"
+echo "grow: $name at $(git rev-parse --short HEAD) in $PWD, $(date -u)"
 dvc exp run -n "$name" -S profile=grow
 dvc exp show --only-changed --no-pager -n 1 || true
 echo "grow: $name done, $(date -u)"
