@@ -140,7 +140,7 @@ def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | Non
     t0 = time.perf_counter()
     run_id = new_run_id()
     rows = RowSink(run_id)
-    with progress_bar(None, "decompress", progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("decompress", total=None)
         for i, jobs in enumerate(plan_decompress(src, batch_size=batch_size)):
             rows.add(retrying(lambda jobs=jobs: decompress_batch(src, dst, jobs, realism=realism, device=device, run_id=run_id,

@@ -32,7 +32,8 @@ from . import jobs as _jobs  # noqa: E402
 from . import ledger as _ledger  # noqa: E402
 from . import planner as _plan  # noqa: E402
 from . import run as _run  # noqa: E402
-from .settings import ARTIFACT_KEY, DECOMPRESS_ARTIFACT_KEY, Settings, new_run_id  # noqa: E402
+from .settings import (ARTIFACT_KEY, BATCH_RETRY_DELAYS, DECOMPRESS_ARTIFACT_KEY, RETRY_JITTER, STEP_RETRY_DELAYS,  # noqa: E402
+                       Settings, new_run_id)
 
 #: Tag for a global concurrency limit on GPU batches: ``prefect concurrency-limit create gancodec-gpu 1``.
 GPU_TAG = "gancodec-gpu"
@@ -63,7 +64,7 @@ def transient_only(task: Any, task_run: Any, state: Any) -> bool:
 
 # Results stay in memory (persist_result=False): a batch's rows are in its manifest part, and
 # Prefect writing every task's result to its result storage would only cost time.
-@task(name="plan", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
+@task(name="plan", cache_policy=NO_CACHE, persist_result=False, retries=len(STEP_RETRY_DELAYS), retry_delay_seconds=list(STEP_RETRY_DELAYS), retry_condition_fn=transient_only)
 def plan_task(src: str, dst: str, settings: dict[str, Any], run_id: str | None, resume: bool) -> _plan.Plan:
     return _plan.plan(_jobs.cached_store(src), _jobs.cached_store(dst), settings, run_id=run_id, resume=resume)
 
@@ -73,9 +74,9 @@ def plan_task(src: str, dst: str, settings: dict[str, Any], run_id: str | None, 
     task_run_name="compress-batch-{batch_index}",
     cache_policy=NO_CACHE,
     persist_result=False,
-    retries=4,
-    retry_delay_seconds=[2, 10, 30, 60],
-    retry_jitter_factor=0.5,
+    retries=len(BATCH_RETRY_DELAYS),
+    retry_delay_seconds=list(BATCH_RETRY_DELAYS),
+    retry_jitter_factor=RETRY_JITTER,
     retry_condition_fn=transient_only,
     tags=[GPU_TAG],
 )
@@ -84,7 +85,7 @@ def compress_batch_task(src: str, dst: str, jobs: list[dict[str, Any]], settings
     return _jobs.compress_batch(src, dst, jobs, settings, model_id=model_id, run_id=run_id, batch_index=batch_index, spool=spool)
 
 
-@task(name="finish", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
+@task(name="finish", cache_policy=NO_CACHE, persist_result=False, retries=len(STEP_RETRY_DELAYS), retry_delay_seconds=list(STEP_RETRY_DELAYS), retry_condition_fn=transient_only)
 def finish_task(dst: str, p: _plan.Plan, leftover: list[dict[str, Any]], seconds: float) -> _run.Summary:
     return _run.finish_run(dst, p, leftover, seconds=seconds)
 
@@ -255,14 +256,14 @@ def bulk_compress(
     return summary.to_dict()
 
 
-@task(name="plan-decompress", cache_policy=NO_CACHE, persist_result=False, retries=3, retry_delay_seconds=[2, 10, 30], retry_condition_fn=transient_only)
+@task(name="plan-decompress", cache_policy=NO_CACHE, persist_result=False, retries=len(STEP_RETRY_DELAYS), retry_delay_seconds=list(STEP_RETRY_DELAYS), retry_condition_fn=transient_only)
 def plan_decompress_task(src: str, path: str) -> int:
     """List the ``.gcx`` objects under ``src`` into the jobs file ``path``; how many."""
     return _plan.list_decompress(src, path)
 
 
-@task(name="decompress-batch", task_run_name="decompress-batch-{batch_index}", cache_policy=NO_CACHE, persist_result=False, retries=4,
-      retry_delay_seconds=[2, 10, 30, 60], retry_jitter_factor=0.5, retry_condition_fn=transient_only, tags=[GPU_TAG])
+@task(name="decompress-batch", task_run_name="decompress-batch-{batch_index}", cache_policy=NO_CACHE, persist_result=False,
+      retries=len(BATCH_RETRY_DELAYS), retry_delay_seconds=list(BATCH_RETRY_DELAYS), retry_jitter_factor=RETRY_JITTER, retry_condition_fn=transient_only, tags=[GPU_TAG])
 def decompress_batch_task(src: str, dst: str, jobs: list[dict[str, Any]], realism: bool, device: str | None, weights: str | None, run_id: str,
                           batch_index: int, parallel: int = 0) -> list[dict[str, Any]]:
     return _decompress.decompress_batch(src, dst, jobs, realism=realism, device=device, weights=weights, run_id=run_id, parallel=parallel)

@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING
 
 from . import ledger
 from .jobs import cached_store
-from .settings import CONTROL_PREFIX, MERGED_MANIFEST, PARTS_PREFIX, Settings
+from .settings import (BATCH_RETRY_DELAYS, CONTROL_PREFIX, MERGED_MANIFEST, PARTS_PREFIX, RETRY_JITTER, STEP_RETRY_DELAYS,
+                       Settings)
 
 if TYPE_CHECKING:
     from .planner import Plan
@@ -165,15 +166,10 @@ def summary_markdown(summary: Summary | Mapping[str, Any], title: str = "gancode
     return "\n".join(lines) + "\n"
 
 
-#: Waits (s) before the plain loop's retries of a step that failed for a transient reason
-#: (throttling, 5xx, a dropped connection): the Prefect tasks' delays, so both paths ride out
-#: the same outages. Each wait is stretched by up to half at random (the tasks' jitter).
-RETRY_DELAYS = (2, 10, 30, 60)
-
-
-def retrying(step: Callable[[], Any], what: str, delays: Sequence[float] = RETRY_DELAYS,
+def retrying(step: Callable[[], Any], what: str, delays: Sequence[float] = BATCH_RETRY_DELAYS,
              sleep: Callable[[float], None] | None = None) -> Any:
-    """``step()``, again after each of ``delays`` while it raises a transient storage error
+    """``step()``, again after each of ``delays`` (stretched by up to :data:`RETRY_JITTER` at
+    random, as the flow's tasks are) while it raises a transient storage error
     (:func:`gancodec.storage.is_transient`); anything else, or the last failure, is raised."""
     for delay in (*delays, None):
         try:
@@ -182,13 +178,13 @@ def retrying(step: Callable[[], Any], what: str, delays: Sequence[float] = RETRY
             if delay is None or not is_transient(exc):
                 raise
             log.warning("%s: %s; retrying in %g s", what, _one_line(exc), delay)
-            (sleep or time.sleep)(delay * (1 + random.uniform(0, 0.5)))
+            (sleep or time.sleep)(delay * (1 + random.uniform(0, RETRY_JITTER)))
     raise AssertionError("unreachable")
 
 
-def progress_bar(total: int | None, label: str, enabled: bool = True):
-    """A rich progress bar on stderr (images done of ``total``, rate, time left); a no-op when
-    ``enabled`` is false or stderr is not a terminal (logs and CI stay clean)."""
+def progress_bar(enabled: bool = True):
+    """A rich progress (its tasks: images done of their total, time left) on stderr; a no-op
+    when ``enabled`` is false or stderr is not a terminal (logs and CI stay clean)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
@@ -206,9 +202,10 @@ def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Set
 
     settings = Settings.from_dict(settings).replace(**fields) if fields else Settings.from_dict(settings)
     t0 = time.perf_counter()
-    p = retrying(lambda: plan(cached_store(src), cached_store(dst), settings, run_id=run_id, resume=resume), "plan")
+    p = retrying(lambda: plan(cached_store(src), cached_store(dst), settings, run_id=run_id, resume=resume), "plan",
+                 STEP_RETRY_DELAYS)
     leftover: list[dict[str, Any]] = []
-    with progress_bar(p.pending, "compress", progress) as bar:
+    with progress_bar(progress) as bar:
         task = bar.add_task("compress", total=p.pending, completed=min(p.pending, len(p.done_batches) * p.settings.batch_size))
         for i, jobs in p.iter_batches():
             before = next(t.completed for t in bar.tasks if t.id == task)
@@ -221,7 +218,7 @@ def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Set
                 retrying(batch, f"batch {i}")
             except StorageError as exc:
                 leftover += failed_batch_rows(jobs, p.settings, p.model_id, p.run_id, exc)
-    return retrying(lambda: finish_run(dst, p, leftover, seconds=time.perf_counter() - t0), "finish")
+    return retrying(lambda: finish_run(dst, p, leftover, seconds=time.perf_counter() - t0), "finish", STEP_RETRY_DELAYS)
 
 
 # --------------------------------------------------------------------------- CLI entry

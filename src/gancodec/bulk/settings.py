@@ -36,6 +36,13 @@ ARTIFACT_KEY = "gancodec-bulk-compress"
 DECOMPRESS_ARTIFACT_KEY = "gancodec-bulk-decompress"
 
 
+#: Waits (s) before the retries of a step that failed for a transient storage reason (throttling,
+#: 5xx, a dropped connection), each stretched by up to RETRY_JITTER at random: a batch's, and
+#: the planning's and finishing's. One schedule for the Prefect tasks and the plain loop.
+BATCH_RETRY_DELAYS = (2, 10, 30, 60)
+STEP_RETRY_DELAYS = (2, 10, 30)
+RETRY_JITTER = 0.5
+
 #: The most images ``parallel=0`` (auto) codes at once: each one holds its tiles' activations
 #: (about 1 GB for a 1024-pixel tile, docs/usage.md), so more would trade memory for little.
 MAX_AUTO_PARALLEL = 4
@@ -112,8 +119,8 @@ class Settings:
         """How many images a batch codes at once with ``threads`` torch threads: ``parallel``,
         or (0, auto) one per thread up to :data:`MAX_AUTO_PARALLEL` on the CPU, and 1 on CUDA
         or when batches already run concurrently. Each image gets ``threads // n`` threads: on
-        the 2-core development machine two images of one thread coded 13 % more images per
-        second than one of two (docs/speed.md, *Bulk throughput*)."""
+        the 2-core development machine two images of one thread coded 1.25x the images per
+        second of one image of two (docs/speed.md, *Bulk throughput*)."""
         if self.parallel:
             return self.parallel
         if str(self.device).startswith("cuda") or self.concurrency > 1:
