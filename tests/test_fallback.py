@@ -4,6 +4,7 @@ byte budget, found with a bounded number of encodes."""
 from __future__ import annotations
 
 import io
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -12,7 +13,7 @@ from PIL import Image
 from gancodec import bitstream, fallback
 from gancodec.data.synthetic import CLASSES, generate
 
-from sample_images import psnr, text_page
+from sample_images import astronaut, psnr, text_page
 
 
 @pytest.fixture(scope="module")
@@ -66,6 +67,17 @@ def test_the_search_is_bounded(monkeypatch, budget):
     assert found is None or len(found.data) <= budget
 
 
+def test_webps_encoded_on_threads_at_once_have_their_own_qualities():
+    """Pillow keeps save()'s options on the image: encodes of one image on 2 threads once came out
+    at each other's quality (every candidate below q* the same file)."""
+    rgb = Image.fromarray(astronaut())
+    qualities = [74, 73, 72, 71, 69, 67, 65, 63]
+    serial = [fallback._webp(rgb, q) for q in qualities]
+    with ThreadPoolExecutor(2) as pool:
+        assert list(pool.map(lambda q: fallback._webp(rgb, q), qualities)) == serial
+    assert len(set(serial)) == len(qualities)
+
+
 def test_nothing_fits_a_budget_below_quality_0():
     assert fallback.best_within(text_page(), 40) is None
     assert fallback.encode_within(text_page(), 40) is None
@@ -80,8 +92,34 @@ def test_each_candidate_webp_is_opened_once(monkeypatch):
     img = text_page()
     choice = fallback.choose(img, b"\0" * 10**6, np.zeros_like(img))  # every quality fits
     assert choice.payload == "webp" and choice.webp_quality is not None
-    tried = 1 + len(fallback.LOWER_OFFSETS)  # q* = 100 and the qualities below it
-    assert len(opened) == tried and len(encoded) <= fallback.MAX_ENCODES
+    tried = {100, *(100 - d for d in fallback.LOWER_OFFSETS)}  # q* = 100 and the qualities below it
+    assert len(opened) in (1 + fallback.MONOTONE_CHECK, len(tried)) and len(encoded) <= fallback.MAX_ENCODES
+
+
+def _scored(monkeypatch) -> list[int]:
+    """One entry per WebP best_within decodes (recorded as it goes)."""
+    seen, real = [], fallback.decode
+    monkeypatch.setattr(fallback, "decode", lambda header, payload: seen.append(1) or real(header, payload))
+    return seen
+
+
+@pytest.mark.parametrize("image", ["photo", "chart"])
+def test_the_lower_qualities_are_tried_only_where_the_psnr_does_not_fall_through_q3(monkeypatch, image, chart):
+    """A photo's PSNR falls with its quality: the search stops after q* - 3 with what trying every
+    offset keeps. On the flat chart it does not fall steadily, and every offset is tried."""
+    img = {"photo": astronaut(), "chart": chart}[image]
+    rgb = Image.fromarray(img)
+    budget = len(fallback._webp(rgb, 75)) + bitstream.CLASSIC_OVERHEAD
+    top = fallback.highest_fitting(lambda q: len(fallback._webp(rgb, q)) + bitstream.CLASSIC_OVERHEAD, budget)
+    points = _webp_points(img, [top, *(top - d for d in fallback.LOWER_OFFSETS)])
+    psnrs = [points[top - d][1] for d in range(fallback.MONOTONE_CHECK + 1)]
+    falls = all(a > b for a, b in zip(psnrs, psnrs[1:]))
+    assert falls == (image == "photo")  # the premise: libwebp's behaviour on these two images
+    decoded = _scored(monkeypatch)
+    found = fallback.best_within(img, budget)
+    assert len(decoded) == (1 + fallback.MONOTONE_CHECK if falls else 1 + len(fallback.LOWER_OFFSETS))
+    best = max((v, q) for q, (n, v) in points.items() if n <= budget)
+    assert (found.psnr, found.quality) == pytest.approx(best)
 
 
 def _binary_search(sizes: dict[int, int], budget: int) -> int | None:
