@@ -122,7 +122,7 @@ def best_within(pixels: np.ndarray, max_bytes: int, workers: int = 2) -> Candida
             made[q] = _webp(rgb, q)
         return len(made[q]) + overhead
 
-    top = highest_fitting(size, max_bytes, at_once=min(2, workers))
+    top = highest_fitting(size, max_bytes)
     if top is None:
         return None
 
@@ -144,7 +144,7 @@ def best_within(pixels: np.ndarray, max_bytes: int, workers: int = 2) -> Candida
     return Candidate(bitstream.write_classic("webp", h, w, c, made[q]), q, value, decoded)
 
 
-def highest_fitting(size: Callable[[int], int], max_bytes: int, at_once: int = 1) -> int | None:
+def highest_fitting(size: Callable[[int], int], max_bytes: int) -> int | None:
     """The highest quality q in 0..100 whose ``size(q)`` is at most ``max_bytes``, for sizes that
     grow with q; None when quality 0 does not fit.
 
@@ -155,13 +155,7 @@ def highest_fitting(size: Callable[[int], int], max_bytes: int, at_once: int = 1
     encodes on average where a binary search takes 7 (tests/test_fallback.py holds it under 6 on
     a text page, a flat chart and noise), and finds the same quality where sizes grow with q;
     where they do not, it ends, as the binary search does, on a quality that fits next to one
-    that does not.
-
-    ``at_once`` = 2 probes two qualities at a time on two threads (:func:`probe_in_pairs`): about
-    4 rounds instead of 5 probes, for 1.5 more encodes."""
-    if at_once >= 2:
-        with ThreadPoolExecutor(2) as pool:
-            return probe_in_pairs(lambda qs: list(pool.map(size, qs)), max_bytes)
+    that does not."""
     lo, hi = _QUALITIES[0] - 1, _QUALITIES[1] + 1  # lo fits (-1: none yet), hi does not (101: none yet)
     target = math.log(max_bytes)
     logs: dict[int, float] = {}
@@ -179,57 +173,14 @@ def highest_fitting(size: Callable[[int], int], max_bytes: int, at_once: int = 1
             q, bisect = (lo + hi) // 2, False
             continue
         bisect = hi - lo > width / 2
-        q = min(max(math.floor(_crossing(logs, target, lo, hi)), lo + 1), hi - 1)
-    return lo if lo >= _QUALITIES[0] else None
-
-
-def _crossing(logs: dict[int, float], target: float, lo: int, hi: int) -> float:
-    """Where the line through the two probes nearest the budget (or the nearest one and
-    :data:`_LOG_SIZE_SLOPE`) crosses ``target`` (the middle of the bracket for a falling line)."""
-    near = sorted(logs, key=lambda k: abs(logs[k] - target))[:2]
-    if len(near) == 2 and logs[near[0]] != logs[near[1]]:
-        (a, b) = near
-        slope = (logs[b] - logs[a]) / (b - a)
-    else:
-        a, slope = near[0], _LOG_SIZE_SLOPE
-    return a + (target - logs[a]) / slope if slope > 0 else (lo + hi) / 2
-
-
-#: The first two qualities :func:`probe_in_pairs` tries (the pair with the fewest rounds over
-#: the curves of benchmarks/fallback_offsets.py, among 25/60, 30/70, 35/65, 40/75 and 50/80).
-FIRST_PAIR = (40, 75)
-
-
-def probe_in_pairs(sizes: Callable[[list[int]], list[int]], max_bytes: int) -> int | None:
-    """:func:`highest_fitting` two qualities per round: ``sizes(qualities)`` gives the sizes of up
-    to two qualities (the caller runs them at once). After :data:`FIRST_PAIR`, each round tries
-    the two qualities around the regula falsi crossing, or, after a round that kept more than a
-    third of the bracket, the two that cut it in thirds; a bracket of 3 or fewer is tried whole.
-    On the curves of 119 images (benchmarks/fallback_offsets.py) that is 3.9 rounds on average
-    and 7 at most, against 5.4 probes one at a time, and the same quality wherever sizes grow
-    with the quality; otherwise a quality that fits next to one that does not."""
-    lo, hi = _QUALITIES[0] - 1, _QUALITIES[1] + 1
-    target = math.log(max_bytes)
-    logs: dict[int, float] = {}
-    probes, thirds, first = list(FIRST_PAIR), False, True
-    while hi - lo > 1:
-        probes = sorted({min(max(q, lo + 1), hi - 1) for q in probes} - logs.keys()) or [(lo + hi) // 2]
-        width = hi - lo
-        for q, n in zip(probes, sizes(probes)):
-            logs[q] = math.log(n)
-        lo = max([lo, *(q for q in probes if logs[q] <= target)])
-        hi = min([hi, *(q for q in probes if logs[q] > target and q > lo)])
-        if hi - lo <= 1:
-            break
-        if hi - lo <= 3:
-            probes = list(range(lo + 1, hi))
-        elif thirds or (not first and hi - lo > width / 2):
-            probes, thirds = [lo + (hi - lo) // 3, lo + 2 * (hi - lo) // 3], False
+        near = sorted(logs, key=lambda k: abs(logs[k] - target))[:2]
+        if len(near) == 2 and logs[near[0]] != logs[near[1]]:
+            (a, b) = near
+            slope = (logs[b] - logs[a]) / (b - a)
         else:
-            thirds = hi - lo > width / 3
-            q = math.floor(_crossing(logs, target, lo, hi))
-            probes = [q, q + 1]
-        first = False
+            a, slope = near[0], _LOG_SIZE_SLOPE
+        estimate = a + (target - logs[a]) / slope if slope > 0 else (lo + hi) / 2
+        q = min(max(math.floor(estimate), lo + 1), hi - 1)
     return lo if lo >= _QUALITIES[0] else None
 
 
