@@ -77,10 +77,9 @@ def _check_destinations(jobs: list[tuple[Path, Path]], force: bool) -> None:
 
 
 def _progress(total: int, slow: bool = False):
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+    from .progress import progress_bar
 
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    transient=True, disable=(total < 2 and not slow) or not sys.stderr.isatty())
+    return progress_bar(total >= 2 or slow, stderr=False)
 
 
 def _run_jobs(jobs: list[tuple[Path, Path]], label: str, one, slow: bool = False) -> int:

@@ -135,7 +135,8 @@ def run_decompress_plain(src: str, dst: str, *, realism: bool, device: str | Non
                          progress: bool = False, parallel: int = 0) -> Summary:
     """``bulk-decompress`` without Prefect: every batch in this process, each retried like the
     flow's tasks when storage fails for a transient reason; a progress bar on a terminal."""
-    from .run import progress_bar, retrying
+    from ..progress import progress_bar
+    from .run import retrying
 
     t0 = time.perf_counter()
     run_id = new_run_id()

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Sequence
 
 from ..errors import GancodecError, ModelError, StorageError
+from ..progress import progress_bar
 from ..storage import Store, is_transient, open_store
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -180,16 +181,6 @@ def retrying(step: Callable[[], Any], what: str, delays: Sequence[float] = BATCH
             log.warning("%s: %s; retrying in %g s", what, _one_line(exc), delay)
             (sleep or time.sleep)(delay * (1 + random.uniform(0, RETRY_JITTER)))
     raise AssertionError("unreachable")
-
-
-def progress_bar(enabled: bool = True):
-    """A rich progress (its tasks: images done of their total, time left) on stderr; a no-op
-    when ``enabled`` is false or stderr is not a terminal (logs and CI stay clean)."""
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-    return Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                    console=Console(stderr=True), transient=True, disable=not enabled or not sys.stderr.isatty())
 
 
 def run_batches(src: str, dst: str, settings: Settings | Mapping[str, Any] = Settings(), *, run_id: str | None = None,
