@@ -15,7 +15,7 @@ the mean over the qualities (issue 20's check: no image below -0.5 dB). ``--marg
 for other values of the margin WebP must win by (:data:`gancodec.fallback.MARGIN_DB` is the
 one ``compress`` uses); ``--csv``: every point. ``--timing N`` times
 ``compress`` with the fallback on and off on the first N images of each class, in this process,
-and prints the ratio (the fallback costs a learned decode, about 15 WebP encodes (at most 24) and 11 WebP decodes).
+and prints the ratio (the fallback costs a learned decode, about 8 WebP encodes and 4 WebP decodes on photos (at most 24 and 11)).
 """
 
 from __future__ import annotations

@@ -7,11 +7,10 @@ Each part of the code path runs on its own, in the order the codec runs it, on t
 in this one process, best of ``--repeat`` per image, summed over the images:
 
 - encode: image I/O (PNG read), g_a, h_a, the entropy parameters (float64 h_s, scale indexes,
-  the checkerboard context), the range coder, the fallback's decode of the learned stream (g_s
+  the checkerboard and channel contexts), the range coder, the fallback's decode of the learned stream (g_s
   and the post-filter on the encoder's own y_hat: the decode's rows, counted again), and its
-  WebP search (``gancodec.fallback.best_within``, timed alone: in ``compress`` it runs on a
-  thread beside that decode);
-- decode: the entropy decode (z, float64 h_s, tables, both checkerboard passes), g_s, the
+  WebP search (``gancodec.fallback.best_within``, after that decode, as in ``compress``);
+- decode: the entropy decode (z, float64 h_s, tables, the context passes), g_s, the
   post-filter, and the PNG write.
 
 Multiply-adds are counted from the layers' shapes (convolutions, transposed convolutions, GDN's
@@ -147,6 +146,13 @@ def _entropy_macs(lm, z_hat: torch.Tensor, y: torch.Tensor) -> int:
         C = ctx.weight.shape[0]
         n += positions * C * M * ctx.weight.shape[2]
         n += positions * sum(m.in_channels * m.out_channels for m in ctx.mix if isinstance(m, nn.Conv2d))
+    channel = lm.coder.channel64
+    if channel is not None:  # every position is refined once per slice s >= 1 (its anchor or non-anchor pass)
+        positions = y.shape[-1] * y.shape[-2]
+        for refiner in (*channel.anchor_refiners, *channel.non_anchor_refiners):
+            per = refiner.context.in_channels * refiner.context.out_channels * 9
+            per += sum(m.in_channels * m.out_channels for m in refiner.mix if isinstance(m, nn.Conv2d))
+            n += positions // 2 * per
     return n
 
 
