@@ -11,7 +11,8 @@ the pin later stages depend on). The fidelity streams are the base's, byte for b
 
 `post_filter.init_from`: `shipped` continues the base file's own post-filter (v1.6's, when the
 base starts from the shipped weights), `scratch` starts a new one, or a file (a post-filter
-realism file, or weights that hold one). With `post_filter.steps: 0` the base file is the result,
+realism file, or weights that hold one). `post_filter.blocks` fewer than the starting filter's
+starts a cheaper filter from its evenly spaced blocks (a new filter: its steps are its own). With `post_filter.steps: 0` the base file is the result,
 byte for byte, as `train` does with `train.steps: 0`: the default pipeline evaluates the shipped
 model.
 
@@ -68,11 +69,29 @@ def _filter_of(ckpt: dict) -> tuple[dict, dict] | None:
     return dict(cfg), {k[len(prefix):]: v for k, v in ckpt["state_dict"].items() if k.startswith(prefix)}
 
 
-def _start(init_from: str, base_ckpt: dict, base_id: str, run: Path) -> tuple[str | None, dict | None, bool, str | None]:
+def thinned(state: dict, blocks: int, keep: int) -> dict:
+    """A filter's state dict with ``keep`` of its ``blocks`` residual blocks, evenly spaced with
+    the first and the last kept (renumbered); its head, tail and latent squeeze unchanged."""
+    chosen = [round(i * (blocks - 1) / (keep - 1)) for i in range(keep)] if keep > 1 else [0]
+    out = {}
+    for name, value in state.items():
+        if name.startswith("body."):
+            _, index, rest = name.split(".", 2)
+            if int(index) in chosen:
+                out[f"body.{chosen.index(int(index))}.{rest}"] = value
+        else:
+            out[name] = value
+    return out
+
+
+def _start(init_from: str, base_ckpt: dict, base_id: str, run: Path,
+           blocks: int = 0) -> tuple[str | None, dict | None, bool, str | None]:
     """The starting filter as a detail file in ``run`` (path, its shape, continued from the base's
-    own?, sha256 of what it came from); (None, None, False, None) from scratch."""
+    own?, sha256 of what it came from); (None, None, False, None) from scratch (``blocks`` of the
+    recipe's width, when set). ``blocks`` fewer than the starting filter's thins it
+    (:func:`thinned`): a new filter, not a continuation."""
     if init_from == "scratch":
-        return None, None, False, None
+        return None, ({"blocks": blocks} if blocks else None), False, None
     if init_from == "shipped":
         found, continued, origin = _filter_of(base_ckpt), True, None
         if found is None:
@@ -86,6 +105,11 @@ def _start(init_from: str, base_ckpt: dict, base_id: str, run: Path) -> tuple[st
             raise DataError(f"post_filter.init_from: {init_from} holds no post-filter (a noise-free, rate-aware "
                             "detail generator, or weights with one)")
     cfg, state = found
+    if blocks and blocks != int(cfg["blocks"]):
+        if blocks > int(cfg["blocks"]):
+            raise DataError(f"post_filter.blocks: {blocks}, but the starting filter has {cfg['blocks']}; a filter "
+                            "can be thinned, not grown (0 keeps its blocks; init_from: scratch starts one of any size)")
+        state, cfg, continued = thinned(state, int(cfg["blocks"]), blocks), {**cfg, "blocks": blocks}, False
     from gancodec.models.detail import DetailConfig, DetailGenerator
 
     gen = DetailGenerator(DetailConfig.from_dict(cfg))
@@ -161,7 +185,7 @@ def main(argv=None) -> int:
                 live.log_metric("train/steps", 0)  # the declared plots folder gets its one point
                 live.next_step()
             else:
-                init, shape, continued, origin = _start(prm.init_from, base_ckpt, base_id, run)
+                init, shape, continued, origin = _start(prm.init_from, base_ckpt, base_id, run, prm.blocks)
                 cfg = prm.detail_config(a.train_list, a.base, str(cache), str(run), init, shape)
                 # The cache: keyed by the base's sha256 and what the crops are (build_cache keeps
                 # existing shards, so a new crop count or seed would otherwise mix two sets)
@@ -174,7 +198,8 @@ def main(argv=None) -> int:
                 # a starting file with other content (same path) is another run too. A base whose
                 # entropy model alone changed (train_entropy growing) keeps its decoder: the run goes on
                 decoder = decoder_digest(model_from_checkpoint(base_ckpt, a.base))
-                _keyed(run, {"decoder_sha256": decoder, "init_from": prm.init_from, "init_sha256": origin},
+                _keyed(run, {"decoder_sha256": decoder, "init_from": prm.init_from, "init_sha256": origin,
+                             **({"blocks": prm.blocks} if prm.blocks else {})},
                        lambda: (run / "last.pt").unlink(missing_ok=True))
                 started = None
 

@@ -13,7 +13,7 @@ import torch
 import yaml
 from PIL import Image
 
-from gancodec.models import HyperpriorCodec, ModelConfig
+from gancodec.models import HyperpriorCodec, ModelConfig, model_from_checkpoint
 from gancodec.weights import export_weights, load_checkpoint, model_id_of
 from gancodec.weights.steps import accumulate, trained_steps
 
@@ -38,34 +38,44 @@ def test_trained_steps_copy_the_base_and_add_or_set_the_part():
         accumulate(base, "g_s", 1, continued=True)
 
 
-def _base(path: Path, seed: int, meta: dict | None = None) -> Path:
+def _base(path: Path, seed: int, meta: dict | None = None, post: dict = POST) -> Path:
     torch.manual_seed(seed)
-    export_weights(HyperpriorCodec(ModelConfig(N=16, M=24, post_filter=tuple(sorted(POST.items())))), path, **(meta or {}))
+    model = HyperpriorCodec(ModelConfig(N=16, M=24, post_filter=tuple(sorted(post.items()))))
+    for p in model.post_filter.parameters():  # a trained filter: no zero layers (the tail starts at zero)
+        torch.nn.init.normal_(p, std=0.05)
+    export_weights(model, path, **(meta or {}))
     return path
 
 
-def _run(main, tmp: Path, base: Path, steps: int, capsys) -> tuple[dict, str]:
+def _run(main, tmp: Path, base: Path, steps: int, capsys, rc: int = 0, **extra) -> tuple[dict, str]:
     (tmp / "params.yaml").write_text(yaml.safe_dump({"profile": "default", "post_filter": {
-        "init_from": "shipped", "steps": steps, "crops": 2, "batch_size": 2, "window": 64, "log_every": 1, "threads": 1}}))
-    rc = main(["--params", str(tmp / "params.yaml"), "--train-list", str(tmp / "train.csv"), "--base", str(base),
-               "--cache", str(tmp / "cache"), "--run", str(tmp / "run"), "--out", str(tmp / "out/gancodec.pt"),
-               "--sha256", str(tmp / "out/gancodec.sha256"), "--live", str(tmp / "live")])
+        "init_from": "shipped", "steps": steps, "crops": 2, "batch_size": 2, "window": 64, "log_every": 1, "threads": 1,
+        **extra}}))
+    got = main(["--params", str(tmp / "params.yaml"), "--train-list", str(tmp / "train.csv"), "--base", str(base),
+                "--cache", str(tmp / "cache"), "--run", str(tmp / "run"), "--out", str(tmp / "out/gancodec.pt"),
+                "--sha256", str(tmp / "out/gancodec.sha256"), "--live", str(tmp / "live")])
     out = capsys.readouterr()
-    assert rc == 0, out.out + out.err
+    assert got == rc, out.out + out.err
+    if rc:
+        return {}, out.err
     return json.loads((tmp / "out/gancodec.json").read_text()), out.out
+
+
+def _train_list(tmp: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = []
+    for i in range(2):
+        img = (np.indices((288, 288)).sum(0)[..., None] * (i + 1) % 256 + rng.integers(0, 30, (288, 288, 3))).astype(np.uint8)
+        Image.fromarray(img).save(tmp / f"im{i}.png")
+        rows.append(f"{tmp / f'im{i}.png'}")
+    (tmp / "train.csv").write_text("path\n" + "\n".join(rows) + "\n")
 
 
 @pytest.mark.timeout(120)
 def test_the_stage_copies_resumes_accumulates_and_rebuilds_its_cache(tmp_path, capsys, monkeypatch):
     main = _stage()
     monkeypatch.chdir(tmp_path)  # dvclive saves a DVC experiment of the repo it runs in: not this checkout
-    rng = np.random.default_rng(0)
-    rows = []
-    for i in range(2):
-        img = (np.indices((288, 288)).sum(0)[..., None] * (i + 1) % 256 + rng.integers(0, 30, (288, 288, 3))).astype(np.uint8)
-        Image.fromarray(img).save(tmp_path / f"im{i}.png")
-        rows.append(f"{tmp_path / f'im{i}.png'}")
-    (tmp_path / "train.csv").write_text("path\n" + "\n".join(rows) + "\n")
+    _train_list(tmp_path)
     base = _base(tmp_path / "base.pt", 0, {"trained_steps": {"transforms": 12}})
 
     card, _ = _run(main, tmp_path, base, 0, capsys)  # steps 0: the base, byte for byte
@@ -108,3 +118,32 @@ def test_the_stage_copies_resumes_accumulates_and_rebuilds_its_cache(tmp_path, c
     assert (card["started_at"], card["steps"]) == (0, 4) and card["trained_steps"] == {"post_filter": 4}
     assert json.loads((tmp_path / "cache/cache.json").read_text())["base_model_id"] == model_id_of(other.read_bytes())
     assert shard.stat().st_mtime_ns != made and "building the cache" in log
+
+
+@pytest.mark.timeout(120)
+def test_fewer_blocks_start_a_cheaper_filter_from_the_starting_filters_blocks(tmp_path, capsys, monkeypatch):
+    """post_filter.blocks: 2 of a 3-block filter keeps its first and last blocks, trains them on as
+    a new filter (its steps its own) and ships a model whose filter has 2 blocks; more blocks than
+    the starting filter's is an error that says what to do."""
+    main = _stage()
+    monkeypatch.chdir(tmp_path)
+    _train_list(tmp_path)
+    base = _base(tmp_path / "base.pt", 0, {"trained_steps": {"transforms": 12, "post_filter": 300}}, {**POST, "blocks": 3})
+    card, _ = _run(main, tmp_path, base, 2, capsys, blocks=2)
+    assert (card["steps"], card["continued"]) == (2, False)
+    assert card["trained_steps"] == {"transforms": 12, "post_filter": 2}  # a new filter: not 300 + 2
+    out = load_checkpoint(tmp_path / "out/gancodec.pt")
+    assert out["model_config"]["post_filter"]["blocks"] == 2
+    start = load_checkpoint(tmp_path / "run/init.pt")["state_dict"]
+    before = load_checkpoint(base)["state_dict"]
+    for new, old in ((0, 0), (1, 2)):  # block 1 (the middle one) left out
+        for name in ("a.weight", "b.weight", "a.bias", "b.bias"):
+            assert torch.equal(start[f"body.{new}.{name}"].float(), before[f"post_filter.body.{old}.{name}"].float())
+    assert not any(k.startswith("body.2.") for k in start)
+    assert torch.equal(start["head.weight"].float(), before["post_filter.head.weight"].float())
+    model = model_from_checkpoint(out, "out")  # it decodes
+    y = torch.zeros(1, 24, 2, 2)
+    assert model.synthesis(y, 0.0).shape == (1, 3, 32, 32)
+
+    _, err = _run(main, tmp_path, base, 2, capsys, rc=1, blocks=4)
+    assert "post_filter.blocks: 4, but the starting filter has 3" in err and "thinned, not grown" in err

@@ -434,6 +434,10 @@ class PostFilterParams(Section):
     init_from: str = "shipped"
     steps: int = 0  # total steps of the run (resumes count); 0 = the base file unchanged
     max_seconds: float = 0.0  # a wall-clock budget that only stops the run early; 0 = none
+    #: residual blocks of the filter: 0 = the starting filter's (the recipe's 4 from scratch); fewer
+    #: than the starting filter's: a cheaper filter started from its evenly spaced blocks (the
+    #: first and the last kept) and trained on (issue 31: a filter distilled at a lower cost)
+    blocks: int = 0
     crops: int = 2048  # cached 256x256 training crops
     rate_min: float = 0.0  # rate points of the cached crops (quality - 1)
     rate_max: float = 7.0
