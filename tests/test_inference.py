@@ -8,6 +8,7 @@ import torch
 from torch import nn
 
 from gancodec.models import inference
+from gancodec.models import inference
 from gancodec.models.inference import InferenceGDN, SubpixelDeconv, inference_copy, resolve_precision
 from gancodec.models.layers import GDN, deconv
 from gancodec.weights import load_model
@@ -39,6 +40,12 @@ def test_inference_gdn_equals_gdn_and_keeps_its_gradient(inverse):
     x = torch.randn(1, 12, 5, 6)
     with torch.no_grad():
         torch.testing.assert_close(fast(x), gdn(x), atol=1e-6, rtol=1e-6)
+        # channels-last float32 (the coding path): in chunks of pixels, over more than one chunk
+        big = torch.randn(2, 12, 61, 70).contiguous(memory_format=torch.channels_last)
+        assert big[0, 0].numel() > inference.GDN_CHUNK
+        out = fast(big)
+        torch.testing.assert_close(out, gdn(big.contiguous()), atol=1e-5, rtol=1e-5)
+        assert out.is_contiguous(memory_format=torch.channels_last)
     x.requires_grad_(True)  # with gradients it is the training module (in place would break autograd)
     fast(x).sum().backward()
     assert x.grad is not None and torch.isfinite(x.grad).all()
