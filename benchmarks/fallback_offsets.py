@@ -1,6 +1,7 @@
 """When may the WebP fallback stop trying qualities below q*? Every offset against an early stop.
 
-    python benchmarks/fallback_offsets.py [--folders DIR ...] [--limit 40] [--workers 2] [--json curves.json]
+    python benchmarks/fallback_offsets.py [--folders DIR ...] [--limit 40] [--skip 0] [--skimage]
+        [--workers 2] [--json curves.json]
 
 Each image is coded by libwebp (Pillow, the fallback's method) at every quality 0..100 once: its
 size and PSNR. Then, for byte budgets just above the sizes at qualities 5, 10, ..., 95, the
@@ -14,7 +15,10 @@ gives away. ``--json`` keeps (or, when the file exists, reuses) the curves.
 
 Default folders: Kodak, the CLIC 2025 validation set and the first ``--limit`` CID22 photos from
 ``../shared/datasets``, and the synthesize stage's class test images (``data/synthetic/test/*``).
-About 8 minutes on 2 cores for those 183 images.
+About 8 minutes on 2 cores for those 119 images. ``--skip N`` starts each folder at its N-th
+image (``--folders ../shared/datasets/cid22_photos --skip 40``: photos the rule was not chosen
+on); ``--skimage`` adds scikit-image's 19 sample images (not skipped) (text, a scanned page, a logo, a
+checkerboard, a colour wheel, micrographs and photos), written to a temporary folder.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -47,6 +52,21 @@ def curve(path: str) -> tuple[str, list[int], list[float]]:
     return path, sizes, values
 
 
+def skimage_samples(folder: Path) -> Path:
+    """scikit-image's sample images as RGB PNGs in ``folder``."""
+    from skimage import data
+
+    folder.mkdir(parents=True)
+    for name in ("text", "page", "coins", "brick", "grass", "gravel", "checkerboard", "clock", "horse", "logo", "moon",
+                 "rocket", "coffee", "chelsea", "astronaut", "hubble_deep_field", "immunohistochemistry", "retina",
+                 "colorwheel"):
+        a = getattr(data, name)()
+        a = (a * 255).astype(np.uint8) if a.dtype != np.uint8 else a  # the bool checkerboard... and float images
+        a = np.repeat(a[..., None], 3, 2) if a.ndim == 2 else a[..., :3]
+        Image.fromarray(a).save(folder / f"{name}.png")
+    return folder
+
+
 def replay(sizes: list[int], values: list[float], budget: int, stop_after: int | None) -> tuple[float, bool]:
     """The PSNR the search keeps for ``budget``, and whether it stopped early (``stop_after``:
     the k of the rule; None: every offset)."""
@@ -68,13 +88,17 @@ def main() -> None:
                    default=[SHARED / "kodak", SHARED / "clic2025_valid", SHARED / "cid22_photos",
                             *sorted((ROOT / "data" / "synthetic" / "test").glob("*"))])
     p.add_argument("--limit", type=int, default=40, help="images per folder at most")
+    p.add_argument("--skip", type=int, default=0, help="start each folder at this image")
+    p.add_argument("--skimage", action="store_true", help="also scikit-image's sample images")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--json", type=Path, help="keep the curves here (reused when the file exists)")
     a = p.parse_args()
     if a.json and a.json.exists():
         curves = json.loads(a.json.read_text())
     else:
-        paths = [str(f) for d in a.folders for f in sorted(d.glob("*.png"))[: a.limit]]
+        paths = [str(f) for d in a.folders for f in sorted(d.glob("*.png"))[a.skip: a.skip + a.limit]]
+        if a.skimage:  # all of them, whatever --skip says
+            paths += [str(f) for f in sorted(skimage_samples(Path(tempfile.mkdtemp()) / "skimage").glob("*.png"))]
         with ProcessPoolExecutor(a.workers) as pool:
             curves = {path: {"size": s, "psnr": v} for path, s, v in pool.map(curve, paths)}
         if a.json:
