@@ -8,7 +8,6 @@ import torch
 from torch import nn
 
 from gancodec.models import inference
-from gancodec.models import inference
 from gancodec.models.inference import InferenceGDN, SubpixelDeconv, inference_copy, resolve_precision
 from gancodec.models.layers import GDN, deconv
 from gancodec.weights import load_model

@@ -108,7 +108,7 @@ def best_within(pixels: np.ndarray, max_bytes: int, workers: int = 2) -> Candida
     grows with its quality, nearly monotonically); then q* and the lower qualities q* - d for d in
     :data:`LOWER_OFFSETS` are decoded (each WebP opened once) and the best PSNR is kept (ties: the
     higher quality), stopping after q* - 3 when the PSNR falls strictly from q* to there
-    (:data:`MONOTONE_CHECK`: about 9 encodes and 4 decodes on a photo). At most
+    (:data:`MONOTONE_CHECK`: about 8 encodes and 4 decodes on a photo). At most
     :data:`MAX_ENCODES` encodes and 11 decodes per image; the candidates are encoded and decoded
     on ``workers`` threads. Not an exhaustive search: a better quality more than 20 below q*, or
     between the offsets, or below q* - 3 when the PSNR falls through q* - 3, can be missed."""
